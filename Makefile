@@ -1,0 +1,31 @@
+# The two commands of README.md. Both build a project-local virtual
+# environment (.venv) from constraints.txt on first use, then reuse it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: report test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all]"
+	touch $(STAMP)
+
+## make report: the main job, the agreement report in reports/
+report: $(STAMP)
+	$(BIN)/backprop seeds
+
+## make test: lint, the unit tests and the conformance suite (Hypothesis profile "ci")
+test: $(STAMP)
+	$(BIN)/ruff check reference adapters conformance tests
+	$(BIN)/python -m pytest -n auto --hypothesis-profile=ci
+
+lint: $(STAMP)
+	$(BIN)/ruff check reference adapters conformance tests
+
+bench: $(STAMP)
+	$(BIN)/backprop bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

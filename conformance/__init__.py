@@ -1,0 +1,1 @@
+"""The conformance suite: fuzzes networks and checks adapters against the reference."""

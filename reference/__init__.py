@@ -1,0 +1,39 @@
+"""A hand-written NumPy backprop for small multi-layer perceptrons: the oracle.
+
+Imports NumPy and the standard library only. Conventions (layouts, losses,
+kinks, schedules) are written down in ``reference.conventions``.
+"""
+
+from reference.backprop import forward, loss, loss_and_gradients
+from reference.explain import ChainTerm, Explanation, explain
+from reference.network import Network, Params, init_params
+from reference.oracles import (
+    chain_rule_gradients,
+    complex_step_gradients,
+    finite_difference_gradients,
+    relative_error,
+    worst_relative_error,
+)
+from reference.training import Trajectory, batch_schedule, iterations_per_epoch, sgd_step, train
+
+__all__ = [
+    "ChainTerm",
+    "Explanation",
+    "Network",
+    "Params",
+    "Trajectory",
+    "batch_schedule",
+    "chain_rule_gradients",
+    "complex_step_gradients",
+    "explain",
+    "finite_difference_gradients",
+    "forward",
+    "init_params",
+    "iterations_per_epoch",
+    "loss",
+    "loss_and_gradients",
+    "relative_error",
+    "sgd_step",
+    "train",
+    "worst_relative_error",
+]

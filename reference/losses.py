@@ -1,0 +1,94 @@
+"""Losses: the value ``J`` and the output layer's error ``dJ/dz_L``, side by side.
+
+Each function takes the output layer's pre-activation ``z`` (and activation
+``a = f(z)``) of a batch, ``(m, n_L)``, and returns the *unnormalised* sum
+over the batch; ``normaliser`` gives the ``N`` that ``reduction="mean"``
+divides by. Formulas and framework counterparts: ``reference.conventions``.
+
+Like ``reference.activations``, everything here stays analytic for complex
+input, for the complex-step oracle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference.activations import Activation, sigmoid
+
+
+def softplus(z: np.ndarray) -> np.ndarray:
+    """Return log(1 + exp(z)) without overflow: max(z, 0) + log1p(exp(-|z|))."""
+    positive = np.real(z) > 0
+    return np.where(positive, z, 0.0) + np.log1p(np.exp(np.where(positive, -z, z)))
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """Return z - logsumexp(z) along the last axis, shifted by the real maximum."""
+    shifted = z - np.max(np.real(z), axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Return the (m, n_classes) float64 indicator matrix of integer labels."""
+    return (labels[:, None] == np.arange(n_classes)[None, :]).astype(np.float64)
+
+
+def mse(z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return sum (a - y)^2."""
+    return np.sum((a - y) ** 2)
+
+
+def mse_delta(z: np.ndarray, a: np.ndarray, y: np.ndarray, activation: Activation) -> np.ndarray:
+    """Return dJ/dz = dJ/da * f'(z) = 2 (a - y) f'(z)."""
+    return 2.0 * (a - y) * activation.derivative(z)
+
+
+def bce(z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return -sum y log a + (1 - y) log(1 - a), with a = sigmoid(z).
+
+    Evaluated as sum softplus(z) - y z, the same number without log(0):
+    log sigmoid(z) = -softplus(-z) and log(1 - sigmoid(z)) = -softplus(z).
+    """
+    return np.sum(softplus(z) - y * z)
+
+
+def bce_delta(z: np.ndarray, a: np.ndarray, y: np.ndarray, activation: Activation) -> np.ndarray:
+    """Return dJ/dz = a - y: dJ/da = (a - y) / (a (1 - a)) times da/dz = a (1 - a).
+
+    The product is taken in closed form; the factors (document 000's Steps 1
+    and 2) lose all precision once a rounds to 0 or 1, the product does not.
+    """
+    return sigmoid(z) - y
+
+
+def bce_probability_gradient(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return dJ/da = -(y / a - (1 - y) / (1 - a)), document 000's Step 1 with
+    its minus sign restored."""
+    return -(y / a - (1.0 - y) / (1.0 - a))
+
+
+def cross_entropy(z: np.ndarray, a: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Return -sum_s log softmax(z_s)[c_s] over the batch."""
+    return -np.sum(np.take_along_axis(log_softmax(z), labels[:, None], axis=1))
+
+
+def cross_entropy_delta(
+    z: np.ndarray, a: np.ndarray, labels: np.ndarray, activation: Activation
+) -> np.ndarray:
+    """Return dJ/dz = softmax(z) - one_hot(c)."""
+    return np.exp(log_softmax(z)) - one_hot(labels, z.shape[1])
+
+
+LOSS_FUNCTIONS = {
+    "mse": (mse, mse_delta),
+    "bce": (bce, bce_delta),
+    "cross_entropy": (cross_entropy, cross_entropy_delta),
+}
+
+
+def normaliser(loss: str, reduction: str, n_samples: int, n_outputs: int) -> int:
+    """Return N, what the summed loss is divided by: 1 for ``sum``; for ``mean``
+    the number of elements (mse, bce, as torch) or of samples (cross_entropy)."""
+    if reduction == "sum":
+        return 1
+    return n_samples if loss == "cross_entropy" else n_samples * n_outputs

@@ -1,0 +1,108 @@
+"""Gradient-descent updates, batch schedules and mini-batch training.
+
+Vocabulary of document 002: an *epoch* is one pass over the training set, the
+*batch size* is the number of samples in one forward/backward pass, and an
+*iteration* is one such pass with its update. 10,000 samples at batch size
+5,000 take 2 iterations per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from reference.backprop import _loss_and_gradients
+from reference.network import Network, Params
+from reference.validation import (
+    check_batches,
+    check_data,
+    check_learning_rate,
+    check_params,
+    check_positive_int,
+)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """What training produced: the loss of each iteration, taken before its
+    update, and the final params."""
+
+    losses: np.ndarray
+    params: Params
+
+
+def _sgd_update(params: Params, grads: Params, learning_rate: float) -> Params:
+    """Return theta - learning_rate * dJ/dtheta for every parameter, as new arrays."""
+    return [
+        (
+            weight - learning_rate * d_weight,
+            None if bias is None else bias - learning_rate * d_bias,
+        )
+        for (weight, bias), (d_weight, d_bias) in zip(params, grads)
+    ]
+
+
+def sgd_step(network: Network, params: Any, x: Any, y: Any, learning_rate: float) -> Params:
+    """Return the params after one gradient-descent step on the batch (x, y).
+
+    theta <- theta - learning_rate * dJ/dtheta; the inputs are left untouched.
+    """
+    params = check_params(network, params)
+    x, y = check_data(network, x, y)
+    learning_rate = check_learning_rate(learning_rate)
+    _, grads = _loss_and_gradients(network, params, x, y)
+    return _sgd_update(params, grads, learning_rate)
+
+
+def iterations_per_epoch(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
+    """Return ceil(n_samples / batch_size), or floor when the partial batch is dropped."""
+    n_samples = check_positive_int(n_samples, "n_samples")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    return n_samples // batch_size if drop_last else math.ceil(n_samples / batch_size)
+
+
+def batch_schedule(
+    n_samples: int,
+    batch_size: int,
+    epochs: int,
+    seed: int | None = None,
+    drop_last: bool = False,
+) -> list[np.ndarray]:
+    """Return the index arrays of every iteration, in the order they are used.
+
+    Each epoch walks the samples in order, or, with a seed, in a fresh
+    permutation per epoch drawn from one ``numpy.random.default_rng(seed)``.
+    The last partial batch of an epoch is kept unless ``drop_last``.
+    """
+    per_epoch = iterations_per_epoch(n_samples, batch_size, drop_last)
+    epochs = check_positive_int(epochs, "epochs")
+    if per_epoch == 0:
+        raise ValueError(
+            f"batch_size={batch_size} exceeds n_samples={n_samples} with drop_last=True: "
+            "every epoch would be empty"
+        )
+    rng = None if seed is None else np.random.default_rng(seed)
+    batches = []
+    for _ in range(epochs):
+        order = np.arange(n_samples) if rng is None else rng.permutation(n_samples)
+        for start in range(0, per_epoch * batch_size, batch_size):
+            batches.append(order[start : start + batch_size])
+    return batches
+
+
+def train(
+    network: Network, params: Any, x: Any, y: Any, batches: Any, learning_rate: float
+) -> Trajectory:
+    """Return the Trajectory of gradient descent over ``batches`` of (x, y)."""
+    params = check_params(network, params)
+    x, y = check_data(network, x, y)
+    learning_rate = check_learning_rate(learning_rate)
+    batches = check_batches(batches, x.shape[0])
+    losses = np.empty(len(batches))
+    for iteration, batch in enumerate(batches):
+        losses[iteration], grads = _loss_and_gradients(network, params, x[batch], y[batch])
+        params = _sgd_update(params, grads, learning_rate)
+    return Trajectory(losses=losses, params=params)
