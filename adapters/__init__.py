@@ -1,1 +1,34 @@
-"""The same networks rebuilt in PyTorch and JAX, and a plug-in point for others."""
+"""The same networks rebuilt in PyTorch and JAX, and a plug-in point for anyone's code.
+
+Importing this package never imports a framework: ``TorchAdapter`` and
+``JaxAdapter`` import theirs when instantiated and raise
+``AdapterUnavailable`` (the suite skips them) when it is missing.
+"""
+
+from adapters.jax_adapter import JaxAdapter
+from adapters.loading import (
+    BUILTIN_ADAPTERS,
+    DEFAULT_ADAPTERS,
+    ENTRY_POINT_GROUP,
+    available_adapters,
+    load_adapter,
+)
+from adapters.protocol import Adapter, AdapterError, AdapterProtocol, AdapterUnavailable, Trajectory
+from adapters.reference_adapter import ReferenceAdapter
+from adapters.torch_adapter import TorchAdapter
+
+__all__ = [
+    "BUILTIN_ADAPTERS",
+    "DEFAULT_ADAPTERS",
+    "ENTRY_POINT_GROUP",
+    "Adapter",
+    "AdapterError",
+    "AdapterProtocol",
+    "AdapterUnavailable",
+    "JaxAdapter",
+    "ReferenceAdapter",
+    "TorchAdapter",
+    "Trajectory",
+    "available_adapters",
+    "load_adapter",
+]

@@ -8,7 +8,8 @@ with ``abs``, which is not analytic.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

@@ -20,7 +20,8 @@ gradients as ``reference.loss_and_gradients`` by another route:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def _gradients_by_perturbation(
     return [(w, b) for w, b in grads]
 
 
-def _perturbed(params: Params, index: int, slot: int, position: tuple, step: Any, dtype) -> Params:
+def _perturbed(params: Params, index: int, slot: int, position: tuple, step: Any, dtype: type) -> Params:
     copy = [[w.astype(dtype), None if b is None else b.astype(dtype)] for w, b in params]
     copy[index][slot][position] += step
     return [(w, b) for w, b in copy]

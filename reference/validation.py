@@ -8,7 +8,8 @@ field and the value, never a NumPy traceback or a silently wrong answer.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -1,0 +1,206 @@
+"""Assertion helpers that say what differed, where, by how much, and how to reproduce it.
+
+Each helper checks shape, then dtype, then values against an element-wise
+allowance from ``conformance.tolerances``, and fails with a message such as::
+
+    torch float32: gradient W2 differs at [0, 2]: adapter = 0.4132, reference = 0.4125,
+    |diff| 7.0e-04 > allowed 2.1e-06 (343x) in network 3-4-1 sigmoid/identity mse mean, bias
+
+Every comparison also records its worst ``|diff| / allowed`` ratio in
+``WORST_RATIOS`` so that ``backprop check`` and the report can print it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from reference.conventions import parameter_name
+from reference.network import Network, Params
+
+#: (adapter label, quantity) -> the worst |diff| / allowed seen in this process.
+WORST_RATIOS: dict[tuple[str, str], float] = defaultdict(float)
+
+
+class ConformanceError(AssertionError):
+    """An adapter's result is outside what the tolerance model allows."""
+
+
+def _format_index(index: tuple[int, ...]) -> str:
+    return f"[{', '.join(map(str, index))}]" if index else ""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """How one adapter array compares with the reference.
+
+    ``ratio`` is the worst |diff| / allowed over the entries (<= 1 conforms),
+    ``max_abs_error`` the largest |diff|, ``relative_error`` the norm-wise
+    ||diff|| / ||reference||, ``message`` what went wrong (None if nothing).
+    """
+
+    adapter: str
+    quantity: str
+    name: str
+    ratio: float
+    max_abs_error: float
+    relative_error: float
+    allowed: float
+    message: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Return whether the array conforms."""
+        return self.message is None
+
+
+def measure(
+    actual: Any,
+    expected: np.ndarray,
+    allowed: np.ndarray | float,
+    *,
+    adapter: str,
+    dtype: str,
+    quantity: str,
+    name: str,
+    network: Network,
+) -> Measurement:
+    """Return the Measurement of ``actual`` against ``expected`` within ``allowed`` per entry.
+
+    Checks shape, then dtype, then finiteness, then values. ``quantity`` is
+    what is compared (``"gradient"``, ``"loss"``, ...), ``name`` which array.
+    """
+    where = f"{adapter}: {quantity} {name}".rstrip()
+    expected = np.asarray(expected, dtype=np.float64)
+    failed = {"adapter": adapter, "quantity": quantity, "name": name, "ratio": math.inf,
+              "max_abs_error": math.inf, "relative_error": math.inf, "allowed": 0.0}
+    if actual is None:
+        return Measurement(**failed, message=f"{where} is None; expected shape {expected.shape}")
+    actual = np.asarray(actual)
+    if actual.shape != expected.shape:
+        return Measurement(**failed, message=f"{where} has shape {actual.shape}, the reference {expected.shape}")
+    if actual.dtype.kind == "f" and actual.dtype != np.dtype(dtype):
+        return Measurement(**failed, message=f"{where} has dtype {actual.dtype}; the adapter declares {dtype}")
+    if not np.isfinite(actual).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(actual))[0])
+        return Measurement(**failed, message=f"{where} is not finite at {_format_index(index)}: {actual[index]!r}")
+    difference = np.abs(actual.astype(np.float64) - expected)
+    allowed = np.broadcast_to(np.asarray(allowed, dtype=np.float64), expected.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(difference == 0, 0.0, difference / allowed)
+    worst = float(ratio.max(initial=0.0))
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape)) if ratio.size else ()
+    scale = float(np.linalg.norm(expected))
+    relative = float(np.linalg.norm(difference)) / scale if scale > 0 else float(np.linalg.norm(difference))
+    key = (adapter, quantity)
+    WORST_RATIOS[key] = max(WORST_RATIOS[key], worst)
+    message = None
+    if worst > 1.0:
+        message = (
+            f"{where} differs at {_format_index(index) or '(scalar)'}: "
+            f"adapter = {float(actual[index]):.10g}, reference = {float(expected[index]):.10g}, "
+            f"|diff| {float(difference[index]):.2e} > allowed {float(allowed[index]):.2e} "
+            f"({worst:.3g}x) in network {network.describe()}"
+        )
+    return Measurement(
+        adapter=adapter,
+        quantity=quantity,
+        name=name,
+        ratio=worst,
+        max_abs_error=float(difference.max(initial=0.0)),
+        relative_error=relative,
+        allowed=float(allowed[index]) if ratio.size else 0.0,
+        message=message,
+    )
+
+
+def assert_close(actual: Any, expected: np.ndarray, allowed: np.ndarray | float, **context: Any) -> Measurement:
+    """Return ``measure(...)``'s Measurement, raising ConformanceError if it fails."""
+    __tracebackhide__ = True
+    result = measure(actual, expected, allowed, **context)
+    if not result.passed:
+        raise ConformanceError(result.message)
+    return result
+
+
+def measure_params(
+    actual: Params,
+    expected: Params,
+    allowed: Params,
+    *,
+    adapter: str,
+    dtype: str,
+    quantity: str,
+    network: Network,
+) -> list[Measurement]:
+    """Return one Measurement per (W, b) array of ``actual`` against ``expected``."""
+    context = {"adapter": adapter, "dtype": dtype, "quantity": quantity, "network": network}
+    if len(actual) != len(expected):
+        return [measure(None, np.zeros(len(expected)), 0.0, name="layers", **context)]
+    results = []
+    for layer, (pair, wanted, allowance) in enumerate(zip(actual, expected, allowed), start=1):
+        for slot, kind in enumerate(("W", "b")):
+            name = parameter_name(layer, kind)
+            if wanted[slot] is None:
+                if pair[slot] is not None:
+                    results.append(
+                        measure(None, np.zeros(0), 0.0, name=f"{name} (should be None: no biases)", **context)
+                    )
+                continue
+            results.append(measure(pair[slot], wanted[slot], allowance[slot], name=name, **context))
+    return results
+
+
+def require(measurements: list[Measurement]) -> float:
+    """Raise ConformanceError for the worst failing measurement; return the worst ratio."""
+    __tracebackhide__ = True
+    failing = [result for result in measurements if not result.passed]
+    if failing:
+        worst = max(failing, key=lambda result: result.ratio)
+        others = f" (and {len(failing) - 1} more arrays)" if len(failing) > 1 else ""
+        raise ConformanceError(f"{worst.message}{others}")
+    return max((result.ratio for result in measurements), default=0.0)
+
+
+def _array_literal(array: np.ndarray | None) -> str:
+    if array is None:
+        return "None"
+    dtype = "" if array.dtype.kind == "f" else f", dtype=np.{array.dtype}"
+    return f"np.array({array.tolist()!r}{dtype})"
+
+
+def repro_snippet(case: Any, adapter_spec: str, call: str) -> str:
+    """Return a runnable Python snippet that rebuilds ``case`` and repeats ``call``.
+
+    ``call`` is one of ``forward``, ``loss_and_gradients``, ``sgd_step``, ``train``.
+    """
+    network = case.network
+    params = ",\n    ".join(f"({_array_literal(w)}, {_array_literal(b)})" for w, b in case.params)
+    arguments = {
+        "forward": "network, params, x",
+        "loss_and_gradients": "network, params, x, y",
+        "sgd_step": f"network, params, x, y, {case.learning_rate!r}",
+        "train": f"network, params, x, y, batches, {case.learning_rate!r}",
+    }[call]
+    lines = [
+        "import numpy as np",
+        "import reference",
+        "from adapters import load_adapter",
+        f"network = {network!r}",
+        f"params = [\n    {params},\n]",
+        f"x = {_array_literal(case.x)}",
+        f"y = {_array_literal(case.y)}",
+    ]
+    if call == "train":
+        lines.append(f"batches = [{', '.join(_array_literal(b) for b in case.batches)}]")
+    reference_module = "reference"
+    lines += [
+        f"adapter = load_adapter({adapter_spec!r})",
+        f"print(adapter.{call}({arguments}))",
+        f"print({reference_module}.{call}({arguments}))",
+    ]
+    return "\n".join(lines)

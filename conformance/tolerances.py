@@ -1,0 +1,276 @@
+"""The tolerance model: how far an exact-math-conforming implementation may stray.
+
+An adapter computing in a dtype with unit roundoff ``u`` (float32: 2^-24,
+float64: 2^-53) cannot match exact math; the question is how far it may be
+off. Rather than one magic number per test, the suite derives an
+*element-wise* bound for every quantity from a first-order running error
+analysis of the computation itself (Higham, *Accuracy and Stability of
+Numerical Algorithms*, 2nd ed., sections 3.1-3.5):
+
+* Every input is rounded to the adapter's dtype: ``|dx| <= u|x|``,
+  ``|dW| <= u|W|`` (plus, during training, the error carried in the params).
+* A dot product of length ``n`` is off by at most ``gamma_n |w|.|a|`` with
+  ``gamma_n = n u / (1 - n u)``, in any summation order; so
+  ``dz_l <= da_{l-1} |W_l|^T + (u + gamma_{n+1}) (|a_{l-1}| |W_l|^T + |b_l|)``.
+* An activation adds its own rounding (``C_F`` ulps for sigmoid and tanh,
+  none for identity and relu) to the propagated ``|f'(z)| dz``.
+* Derivatives ``f'(z)`` are computed by frameworks from the rounded
+  activation (``s(1 - s)``, ``1 - t^2``), so they carry an *absolute* error
+  of ``C_F u`` besides ``|f''(z)| dz``. This is what covers saturated
+  sigmoid/tanh units: their derivative may round to 0 where exact math
+  gives 1e-9, and the model says so.
+* The backward pass is bounded the same way, with absolute values of the
+  deltas, weights and activations.
+
+The result is a bound ``delta`` per entry of every output, loss, gradient
+and update. The suite allows ``SAFETY * delta``. The bound is worst-case
+(errors aligned, first order), so a correct implementation sits well inside
+it, typically 10-1000x; ``SAFETY`` covers what the model leaves out
+(transcendental functions off by a few ulps more, second-order terms).
+Because the bound scales with the *magnitudes that enter each entry*, not
+with the entry itself, a gradient entry that is small through cancellation
+is judged against the size of what cancelled, never by a meaningless
+element-wise relative error.
+
+The reference's own float64 rounding is folded in by using
+``u = u_adapter + u_float64``.
+
+Trajectories
+    During training the params themselves carry error. The bound of step
+    ``t``'s update, ``SAFETY * max |d theta_t|``, becomes the parameter
+    uncertainty of step ``t + 1``'s running error analysis, so the bound
+    grows with the steps exactly as the first-order propagation says.
+
+Rules for cases outside the model (documented, applied before comparing):
+* Kinks: a relu pre-activation ``z`` with ``0 < |z| <= SAFETY * dz`` may
+  land on either side of the kink in the adapter's dtype, flipping relu'
+  between 0 and 1. Such a case is *ambiguous* and is not compared (the
+  Hypothesis strategies reject it). ``z`` exactly 0 with no rounding
+  (``dz == 0``, e.g. zero weights and bias) is not ambiguous: relu'(0) = 0.
+* Saturated bce: ``torch.nn.BCELoss`` works on probabilities; when
+  ``min(p, 1 - p) < sqrt(u)`` (float32: |z_L| > 8.3) it has lost more than
+  half its digits and, once ``p`` rounds to 0 or 1, it clamps log at -100 and
+  its gradient collapses. Such outputs are outside the suite's promise and
+  are rejected the same way.
+
+What the suite does not promise: agreement on saturated bce outputs,
+ambiguous kinks, overflow (the strategies keep values far from it), or
+last-bit identity; and a bug smaller than the bound is not caught (in
+float64 the bound is about ``n 1e-16`` relative to the magnitudes involved,
+so a relative error of 1e-6 is caught wherever the entry is not itself the
+result of cancellation by more than eight orders of magnitude).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference.activations import ACTIVATION_FUNCTIONS, sigmoid
+from reference.backprop import _forward
+from reference.losses import log_softmax, normaliser, one_hot
+from reference.network import Network, Params
+
+#: Multiplier on the first-order bound: room for what the model leaves out.
+SAFETY = 4.0
+
+#: Ulps an activation's evaluation may add (exp, tanh, and the division in sigmoid).
+C_F = {"identity": 0.0, "relu": 0.0, "sigmoid": 4.0, "tanh": 4.0}
+
+#: Bound on |f''(z)| for each activation: sigmoid 1/(6 sqrt 3), tanh 4/(3 sqrt 3).
+SECOND_DERIVATIVE_BOUND = {"identity": 0.0, "relu": 0.0, "sigmoid": 0.0963, "tanh": 0.770}
+
+#: Ulps for the loss's own transcendental functions and reductions.
+C_LOSS = 8.0
+
+
+def unit_roundoff(dtype: str | np.dtype) -> float:
+    """Return u = eps / 2 of ``dtype`` (float32: 5.96e-8, float64: 1.11e-16)."""
+    return float(np.finfo(np.dtype(dtype)).eps) / 2.0
+
+
+def gamma(n: int, u: float) -> float:
+    """Return gamma_n = n u / (1 - n u), the error factor of an n-term sum."""
+    return n * u / (1.0 - n * u)
+
+
+def _second_derivative(name: str, z: np.ndarray) -> np.ndarray:
+    """Return |f''(z)| for the activation, exactly for sigmoid and tanh."""
+    if name == "sigmoid":
+        s = sigmoid(z)
+        return np.abs(s * (1 - s) * (1 - 2 * s))
+    if name == "tanh":
+        t = np.tanh(z)
+        return np.abs(2 * t * (1 - t * t))
+    return np.zeros_like(z)
+
+
+@dataclass(frozen=True)
+class ErrorBounds:
+    """First-order error bounds (before SAFETY) for one batch through one network.
+
+    ``z`` and ``z_bounds``: the pre-activations and their bounds, per layer;
+    ``output``: bound on the forward output a_L; ``loss``: on J;
+    ``grads``: on dJ/dW and dJ/db, in the params' structure.
+    """
+
+    u: float
+    z: list[np.ndarray]
+    z_bounds: list[np.ndarray]
+    output: np.ndarray
+    loss: float
+    grads: Params
+
+
+def error_bounds(
+    network: Network,
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    dtype: str,
+    param_error: float = 0.0,
+) -> ErrorBounds:
+    """Return the running-error bounds of forward, loss and gradients in ``dtype``.
+
+    ``param_error`` is an absolute uncertainty already carried by every
+    parameter (from earlier training steps), on top of their rounding.
+    """
+    u = unit_roundoff(dtype) + unit_roundoff(np.float64)
+    zs, activations = _forward(network, params, x)
+    m = x.shape[0]
+
+    # Forward: d_a[l] bounds the error of activations[l].
+    d_a = [u * np.abs(x)]
+    z_bounds = []
+    for index, ((weight, bias), name) in enumerate(zip(params, network.activations)):
+        a_abs = np.abs(activations[index])
+        w_abs = np.abs(weight)
+        w_err = u * w_abs + param_error
+        magnitude = a_abs @ w_abs.T + (np.abs(bias) if bias is not None else 0.0)
+        d_z = d_a[-1] @ w_abs.T + a_abs @ w_err.T + gamma(weight.shape[1] + 1, u) * magnitude
+        if bias is not None:
+            d_z = d_z + u * np.abs(bias) + param_error
+        z_bounds.append(d_z)
+        slope = np.abs(ACTIVATION_FUNCTIONS[name].derivative(zs[index]))
+        d_a.append(slope * d_z + C_F[name] * u * np.abs(activations[index + 1]))
+
+    loss_bound, d_delta, delta = _loss_bounds(network, zs[-1], activations[-1], y, d_a[-1], z_bounds[-1], u)
+
+    # Backward: bounds on the deltas and the gradients, layer by layer.
+    grads: Params = [None] * network.depth  # type: ignore[list-item]
+    for index in reversed(range(network.depth)):
+        weight, bias = params[index]
+        a_abs, delta_abs = np.abs(activations[index]), np.abs(delta)
+        d_weight = d_delta.T @ a_abs + delta_abs.T @ d_a[index] + gamma(m, u) * (delta_abs.T @ a_abs)
+        d_bias = None if bias is None else d_delta.sum(axis=0) + gamma(m, u) * delta_abs.sum(axis=0)
+        grads[index] = (d_weight, d_bias)
+        if index == 0:
+            break
+        w_abs = np.abs(weight)
+        name = network.activations[index - 1]
+        upstream = delta @ weight
+        d_upstream = d_delta @ w_abs + delta_abs @ (u * w_abs + param_error) + gamma(
+            weight.shape[0], u
+        ) * (delta_abs @ w_abs)
+        slope = ACTIVATION_FUNCTIONS[name].derivative(zs[index - 1])
+        d_slope = _second_derivative(name, zs[index - 1]) * z_bounds[index - 1] + C_F[name] * u
+        delta = upstream * slope
+        d_delta = d_upstream * np.abs(slope) + np.abs(upstream) * d_slope + u * np.abs(delta)
+    return ErrorBounds(u=u, z=zs, z_bounds=z_bounds, output=d_a[-1], loss=loss_bound, grads=grads)
+
+
+def _loss_bounds(
+    network: Network,
+    z: np.ndarray,
+    a: np.ndarray,
+    y: np.ndarray,
+    d_a: np.ndarray,
+    d_z: np.ndarray,
+    u: float,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Return (bound on J, bound on delta_L, delta_L) for the network's loss."""
+    m, n_out = z.shape
+    n = normaliser(network.loss, network.reduction, m, n_out)
+    count = z.size if network.loss != "cross_entropy" else m
+    if network.loss == "mse":
+        error = a - y
+        d_error = d_a + u * np.abs(y) + u * np.abs(error)
+        loss = (2 * np.abs(error) * d_error).sum() + gamma(count, u) * (error**2).sum()
+        name = network.activations[-1]
+        slope = ACTIVATION_FUNCTIONS[name].derivative(z)
+        d_slope = _second_derivative(name, z) * d_z + C_F[name] * u
+        delta = 2 * error * slope
+        d_delta = 2 * (d_error * np.abs(slope) + np.abs(error) * d_slope) + C_LOSS * u * np.abs(delta)
+    elif network.loss == "bce":
+        p = sigmoid(z)
+        terms = np.abs(y * np.log(p)) + np.abs((1 - y) * np.log1p(-p))
+        # d log p = (1 - p) dz and d log(1 - p) = p dz; taking logs of a rounded
+        # p (torch) costs u / p and u / (1 - p), the conditioning of BCELoss.
+        loss = (
+            (np.abs(p - y) * d_z).sum()
+            + C_LOSS * u * (terms + y / p + (1 - y) / (1 - p)).sum()
+            + gamma(count, u) * terms.sum()
+        )
+        delta = p - y
+        d_delta = p * (1 - p) * d_z + C_LOSS * u * (p + np.abs(y) + np.abs(delta))
+    else:
+        log_p = log_softmax(z)
+        p = np.exp(log_p)
+        picked = -np.take_along_axis(log_p, y[:, None], axis=1)[:, 0]
+        spread = (p * d_z).sum(axis=1)
+        loss = (
+            (spread + np.take_along_axis(d_z, y[:, None], axis=1)[:, 0]).sum()
+            + C_LOSS * u * (picked + np.abs(z).max(axis=1) + np.log(n_out) + 1).sum()
+            + gamma(count, u) * picked.sum()
+        )
+        delta = p - one_hot(y, n_out)
+        d_delta = p * (d_z + spread[:, None]) + C_LOSS * u * (p + np.abs(delta))
+    return float(loss / n), d_delta / n + u * np.abs(delta) / n, delta / n
+
+
+def update_bounds(
+    params: Params, grads: Params, bounds: ErrorBounds, learning_rate: float, param_error: float = 0.0
+) -> Params:
+    """Return bounds on theta - learning_rate * grad, element-wise, before SAFETY."""
+    u = bounds.u
+    result = []
+    for (weight, bias), (d_weight, d_bias), (b_weight, b_bias) in zip(params, grads, bounds.grads):
+        pair = []
+        for theta, grad, grad_bound in ((weight, d_weight, b_weight), (bias, d_bias, b_bias)):
+            if theta is None:
+                pair.append(None)
+                continue
+            new = theta - learning_rate * grad
+            pair.append(
+                u * np.abs(theta) + param_error + learning_rate * grad_bound
+                + 2 * u * learning_rate * np.abs(grad) + u * np.abs(new)
+            )
+        result.append(tuple(pair))
+    return result
+
+
+def ambiguity(network: Network, bounds: ErrorBounds, dtype: str) -> str | None:
+    """Return why this case is outside the model (ambiguous kink, saturated bce), or None."""
+    for index, name in enumerate(network.activations):
+        if name != "relu":
+            continue
+        z, d_z = bounds.z[index], bounds.z_bounds[index]
+        close = (np.abs(z) <= SAFETY * d_z) & (d_z > 0)
+        if close.any():
+            position = tuple(int(i) for i in np.argwhere(close)[0])
+            return (
+                f"relu kink: z{index + 1}{list(position)} = {z[position]:.3e} is within its "
+                f"rounding bound {SAFETY * d_z[position]:.1e} of 0 in {dtype}"
+            )
+    if network.loss == "bce":
+        p = sigmoid(bounds.z[-1])
+        floor = np.sqrt(unit_roundoff(dtype))
+        saturated = np.minimum(p, 1 - p) < floor
+        if saturated.any():
+            position = tuple(int(i) for i in np.argwhere(saturated)[0])
+            return (
+                f"saturated bce: sigmoid(z{network.depth}{list(position)}) = {p[position]!r} is within "
+                f"sqrt(u) = {floor:.1e} of 0 or 1 in {dtype}"
+            )
+    return None
