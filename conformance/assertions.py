@@ -190,6 +190,7 @@ def repro_snippet(case: Any, adapter_spec: str, call: str) -> str:
         "import numpy as np",
         "import reference",
         "from adapters import load_adapter",
+        "from reference import Network",
         f"network = {network!r}",
         f"params = [\n    {params},\n]",
         f"x = {_array_literal(case.x)}",

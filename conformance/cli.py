@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from conformance import check, report
 from reference import loss_and_gradients, train
 from reference.conventions import parameter_name
 from reference.seeds import EXAMPLES, example, explain
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     seeds = commands.add_parser("seeds", help="the documents' examples through the reference")
     seeds.set_defaults(run=_print_seeds)
+    check.add_parser(commands)
+    report.add_parser(commands)
     return parser
 
 

@@ -63,7 +63,7 @@ def networks(draw: st.DrawFn, max_depth: int = MAX_DEPTH, max_width: int = MAX_W
 
 @st.composite
 def parameters(draw: st.DrawFn, network: Network, scales: tuple[float, ...] = LAYER_SCALES) -> Params:
-    """Draw bounded params (exact zeros included) with a per-layer scale from ``scales``."""
+    """Draw bounded params with a per-layer scale from ``scales``, exact zeros and dead units included."""
     params: Params = []
     for layer in range(1, network.depth + 1):
         n_out, n_in = network.sizes[layer], network.sizes[layer - 1]
@@ -73,6 +73,13 @@ def parameters(draw: st.DrawFn, network: Network, scales: tuple[float, ...] = LA
         bias = None
         if network.bias:
             bias = draw(hnp.arrays(np.float64, (n_out,), elements=_UNIT), label=f"b{layer}") * scale
+        # Dead units: rows of W (and b) exactly zero give z exactly 0, where
+        # relu's kink convention relu'(0) = 0 decides the gradient.
+        if draw(st.booleans(), label=f"dead units in layer {layer}"):
+            dead = draw(hnp.arrays(np.bool_, (n_out,)), label=f"dead{layer}")
+            weight[dead] = 0.0
+            if bias is not None:
+                bias[dead] = 0.0
         params.append((weight, bias))
     return params
 

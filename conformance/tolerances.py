@@ -21,6 +21,9 @@ Numerical Algorithms*, 2nd ed., sections 3.1-3.5):
   gives 1e-9, and the model says so.
 * The backward pass is bounded the same way, with absolute values of the
   deltas, weights and activations.
+* Underflow: with gradual underflow every operation may also be off by an
+  absolute ``eta`` (the dtype's smallest normal number, float32: 1.2e-38),
+  added at every stage and propagated like any other error.
 
 The result is a bound ``delta`` per entry of every output, loss, gradient
 and update. The suite allows ``SAFETY * delta``. The bound is worst-case
@@ -45,8 +48,9 @@ Rules for cases outside the model (documented, applied before comparing):
 * Kinks: a relu pre-activation ``z`` with ``0 < |z| <= SAFETY * dz`` may
   land on either side of the kink in the adapter's dtype, flipping relu'
   between 0 and 1. Such a case is *ambiguous* and is not compared (the
-  Hypothesis strategies reject it). ``z`` exactly 0 with no rounding
-  (``dz == 0``, e.g. zero weights and bias) is not ambiguous: relu'(0) = 0.
+  Hypothesis strategies reject it). ``z`` whose every term is exactly 0
+  (a dead unit: zero weights and bias, or zero inputs) is 0 in any dtype and
+  not ambiguous: there relu'(0) = 0 decides, and the suite checks it.
 * Saturated bce: ``torch.nn.BCELoss`` works on probabilities; when
   ``min(p, 1 - p) < sqrt(u)`` (float32: |z_L| > 8.3) it has lost more than
   half its digits and, once ``p`` rounds to 0 or 1, it clamps log at -100 and
@@ -116,8 +120,10 @@ class ErrorBounds:
     """
 
     u: float
+    eta: float
     z: list[np.ndarray]
     z_bounds: list[np.ndarray]
+    z_magnitudes: list[np.ndarray]
     output: np.ndarray
     loss: float
     grads: Params
@@ -137,12 +143,13 @@ def error_bounds(
     parameter (from earlier training steps), on top of their rounding.
     """
     u = unit_roundoff(dtype) + unit_roundoff(np.float64)
+    eta = float(np.finfo(np.dtype(dtype)).tiny)  # absolute error of an operation that underflows
     zs, activations = _forward(network, params, x)
     m = x.shape[0]
 
     # Forward: d_a[l] bounds the error of activations[l].
-    d_a = [u * np.abs(x)]
-    z_bounds = []
+    d_a = [u * np.abs(x) + eta]
+    z_bounds, z_magnitudes = [], []
     for index, ((weight, bias), name) in enumerate(zip(params, network.activations)):
         a_abs = np.abs(activations[index])
         w_abs = np.abs(weight)
@@ -151,19 +158,22 @@ def error_bounds(
         d_z = d_a[-1] @ w_abs.T + a_abs @ w_err.T + gamma(weight.shape[1] + 1, u) * magnitude
         if bias is not None:
             d_z = d_z + u * np.abs(bias) + param_error
+        d_z = d_z + eta
         z_bounds.append(d_z)
+        z_magnitudes.append(magnitude)
         slope = np.abs(ACTIVATION_FUNCTIONS[name].derivative(zs[index]))
-        d_a.append(slope * d_z + C_F[name] * u * np.abs(activations[index + 1]))
+        d_a.append(slope * d_z + C_F[name] * u * np.abs(activations[index + 1]) + eta)
 
     loss_bound, d_delta, delta = _loss_bounds(network, zs[-1], activations[-1], y, d_a[-1], z_bounds[-1], u)
+    d_delta = d_delta + eta
 
     # Backward: bounds on the deltas and the gradients, layer by layer.
     grads: Params = [None] * network.depth  # type: ignore[list-item]
     for index in reversed(range(network.depth)):
         weight, bias = params[index]
         a_abs, delta_abs = np.abs(activations[index]), np.abs(delta)
-        d_weight = d_delta.T @ a_abs + delta_abs.T @ d_a[index] + gamma(m, u) * (delta_abs.T @ a_abs)
-        d_bias = None if bias is None else d_delta.sum(axis=0) + gamma(m, u) * delta_abs.sum(axis=0)
+        d_weight = d_delta.T @ a_abs + delta_abs.T @ d_a[index] + gamma(m, u) * (delta_abs.T @ a_abs) + eta
+        d_bias = None if bias is None else d_delta.sum(axis=0) + gamma(m, u) * delta_abs.sum(axis=0) + eta
         grads[index] = (d_weight, d_bias)
         if index == 0:
             break
@@ -176,8 +186,8 @@ def error_bounds(
         slope = ACTIVATION_FUNCTIONS[name].derivative(zs[index - 1])
         d_slope = _second_derivative(name, zs[index - 1]) * z_bounds[index - 1] + C_F[name] * u
         delta = upstream * slope
-        d_delta = d_upstream * np.abs(slope) + np.abs(upstream) * d_slope + u * np.abs(delta)
-    return ErrorBounds(u=u, z=zs, z_bounds=z_bounds, output=d_a[-1], loss=loss_bound, grads=grads)
+        d_delta = d_upstream * np.abs(slope) + np.abs(upstream) * d_slope + u * np.abs(delta) + eta
+    return ErrorBounds(u=u, eta=eta, z=zs, z_bounds=z_bounds, z_magnitudes=z_magnitudes, output=d_a[-1], loss=loss_bound + eta, grads=grads)
 
 
 def _loss_bounds(
@@ -244,7 +254,7 @@ def update_bounds(
             new = theta - learning_rate * grad
             pair.append(
                 u * np.abs(theta) + param_error + learning_rate * grad_bound
-                + 2 * u * learning_rate * np.abs(grad) + u * np.abs(new)
+                + 2 * u * learning_rate * np.abs(grad) + u * np.abs(new) + bounds.eta
             )
         result.append(tuple(pair))
     return result
@@ -256,7 +266,8 @@ def ambiguity(network: Network, bounds: ErrorBounds, dtype: str) -> str | None:
         if name != "relu":
             continue
         z, d_z = bounds.z[index], bounds.z_bounds[index]
-        close = (np.abs(z) <= SAFETY * d_z) & (d_z > 0)
+        # Every term of z exactly 0 (a dead unit): z is 0 in any dtype, not ambiguous.
+        close = (np.abs(z) <= SAFETY * d_z) & (bounds.z_magnitudes[index] > 0)
         if close.any():
             position = tuple(int(i) for i in np.argwhere(close)[0])
             return (

@@ -1,0 +1,158 @@
+"""The agreement report's figures, drawn with matplotlib's Agg backend and returned as PNG bytes.
+
+Each figure is a ``matplotlib.figure.Figure`` on its own ``FigureCanvasAgg``
+(never pyplot: no global backend, no global state), at a fixed size and dpi,
+saved without the "Software" metadata, so the same data gives the same bytes.
+Points that must be spread out are dodged by fixed offsets, never jittered at
+random.
+
+Ratios are ``|diff| / allowed`` (``conformance.tolerances``): 1 is the
+tolerance, and a ratio of exactly 0 (bit-identical to the reference) is drawn
+at ``RATIO_FLOOR`` so that it fits on a log axis.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+FIGURE_SIZE = (9.0, 4.8)
+DPI = 100
+#: Where an exact match (ratio 0) is drawn on the log axes.
+RATIO_FLOOR = 1e-8
+QUANTITY_COLOURS = {
+    "output": "tab:gray",
+    "loss": "tab:blue",
+    "gradient": "tab:orange",
+    "update": "tab:green",
+    "trajectory": "tab:purple",
+}
+ADAPTER_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")
+
+Record = Mapping[str, Any]
+
+
+def _png(figure: Figure) -> bytes:
+    """Return the figure as PNG bytes, without metadata that could vary between runs."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _measured(records: Sequence[Record]) -> list[Record]:
+    """Return the records that carry a finite ratio (passed or failed, not skipped)."""
+    return [r for r in records if r["verdict"] in ("pass", "fail") and r["worst_ratio"] is not None]
+
+
+def _floored(ratio: float) -> float:
+    return max(float(ratio), RATIO_FLOOR)
+
+
+def _no_data(axes: Any, text: str) -> None:
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+def error_distribution(records: Sequence[Record], labels: Sequence[str]) -> bytes:
+    """Return a PNG: every record's worst |diff|/allowed on a log axis, one row per adapter x dtype."""
+    figure = Figure(figsize=FIGURE_SIZE)
+    axes = figure.add_subplot()
+    measured = _measured(records)
+    if not measured or not labels:
+        _no_data(axes, "no measurements")
+        return _png(figure)
+    quantities = list(QUANTITY_COLOURS)
+    for row, label in enumerate(labels):
+        for slot, quantity in enumerate(quantities):
+            ratios = [_floored(r["worst_ratio"]) for r in measured if r["label"] == label and r["quantity"] == quantity]
+            offset = (slot - (len(quantities) - 1) / 2) * 0.13
+            axes.scatter(
+                ratios, np.full(len(ratios), row + offset), s=14, alpha=0.7,
+                color=QUANTITY_COLOURS[quantity], label=quantity if row == 0 else None,
+            )
+    axes.axvline(1.0, color="black", linestyle="--", linewidth=1, label="tolerance (ratio 1)")
+    axes.set_xscale("log")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.invert_yaxis()
+    axes.set_xlabel(f"worst |diff| / allowed per network (exact matches at {RATIO_FLOOR:g})")
+    axes.set_title("Distance to the tolerance, per adapter x dtype and quantity")
+    axes.legend(loc="lower left", fontsize="small", ncol=3)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _worst_per_network(records: Sequence[Record], label: str) -> dict[str, float]:
+    """Return each network's worst ratio over all quantities, for one adapter label."""
+    worst: dict[str, float] = {}
+    for record in _measured(records):
+        if record["label"] == label:
+            worst[record["network"]] = max(worst.get(record["network"], 0.0), float(record["worst_ratio"]))
+    return worst
+
+
+def error_by_size(records: Sequence[Record], networks: Mapping[str, Mapping[str, Any]], labels: Sequence[str]) -> bytes:
+    """Return a PNG: each network's worst |diff|/allowed against its depth (left) and widest layer (right)."""
+    figure = Figure(figsize=FIGURE_SIZE)
+    depth_axes, width_axes = figure.subplots(1, 2, sharey=True)
+    if not _measured(records) or not labels:
+        _no_data(depth_axes, "no measurements")
+        _no_data(width_axes, "no measurements")
+        return _png(figure)
+    for slot, label in enumerate(labels):
+        worst = _worst_per_network(records, label)
+        ids = sorted(worst)
+        offset = (slot - (len(labels) - 1) / 2) * 0.12
+        colour = ADAPTER_COLOURS[slot % len(ADAPTER_COLOURS)]
+        ratios = [_floored(worst[i]) for i in ids]
+        for axes, key in ((depth_axes, "depth"), (width_axes, "width")):
+            positions = [networks[i][key] + offset * (1 if key == "depth" else 2) for i in ids]
+            axes.scatter(positions, ratios, s=16, alpha=0.75, color=colour, label=label)
+    for axes, text in ((depth_axes, "depth (layers with weights)"), (width_axes, "widest layer")):
+        axes.axhline(1.0, color="black", linestyle="--", linewidth=1)
+        axes.set_yscale("log")
+        axes.set_xlabel(text)
+    depth_axes.set_ylabel("worst |diff| / allowed over quantities")
+    depth_axes.legend(fontsize="small", loc="lower left")
+    figure.suptitle("Distance to the tolerance against network size")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def training_curves(curves: Mapping[str, Sequence[float]], title: str) -> bytes:
+    """Return a PNG: each implementation's training loss per iteration (left) and its |diff| to the reference (right).
+
+    ``curves`` maps a label to its losses; the one labelled ``"reference"``
+    is the baseline of the right panel.
+    """
+    figure = Figure(figsize=FIGURE_SIZE)
+    loss_axes, diff_axes = figure.subplots(1, 2)
+    baseline = np.asarray(curves.get("reference", []), dtype=np.float64)
+    for slot, (label, losses) in enumerate(curves.items()):
+        losses = np.asarray(losses, dtype=np.float64)
+        iterations = np.arange(1, len(losses) + 1)
+        if label == "reference":
+            loss_axes.plot(iterations, losses, color="black", linewidth=3, alpha=0.35, label=label)
+            continue
+        colour = ADAPTER_COLOURS[slot % len(ADAPTER_COLOURS)]
+        loss_axes.plot(iterations, losses, color=colour, linestyle="--", marker=".", linewidth=1, label=label)
+        if baseline.shape == losses.shape:
+            difference = np.maximum(np.abs(losses - baseline), 1e-18)
+            diff_axes.plot(iterations, difference, color=colour, marker=".", label=label)
+    loss_axes.set_xlabel("iteration")
+    loss_axes.set_ylabel("mini-batch loss J (before the update)")
+    loss_axes.legend(fontsize="small")
+    diff_axes.set_yscale("log")
+    diff_axes.set_xlabel("iteration")
+    diff_axes.set_ylabel("|J - J reference| (exact at 1e-18)")
+    if diff_axes.lines:
+        diff_axes.legend(fontsize="small")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return _png(figure)
