@@ -14,6 +14,17 @@ from reference.conventions import parameter_name
 from reference.seeds import EXAMPLES, example, explain
 
 
+def _positive(text: str) -> int:
+    """Return ``text`` as an integer >= 1, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
 def _print_seeds(arguments: argparse.Namespace) -> int:
     """Run the three documents' examples through the reference and print them."""
     np.set_printoptions(precision=6, suppress=False, linewidth=100)
@@ -38,6 +49,43 @@ def _print_seeds(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _framework_values(case: object, kind: str, layer: int, index: tuple[int, ...]) -> list[tuple[str, str]]:
+    """Return (adapter, value or reason) for torch's and JAX's autograd of one parameter."""
+    from adapters.loading import available_adapters
+
+    values = []
+    for spec, adapter in available_adapters(("torch-float64", "jax-float64")).items():
+        if isinstance(adapter, str):
+            values.append((spec, f"unavailable: {adapter}"))
+            continue
+        _, grads = adapter.loss_and_gradients(case.network, case.params, case.x, case.y)
+        values.append((spec, f"{float(grads[layer - 1][0 if kind == 'W' else 1][index]): .15e}"))
+    return values
+
+
+def _explain(arguments: argparse.Namespace) -> int:
+    """Print one weight's chain rule factor by factor, and the frameworks' autograd values."""
+    from reference.explain import parse_weight
+
+    case = example(arguments.network)
+    weight = arguments.weight or case.weight
+    samples = slice(0, arguments.samples)
+    try:
+        kind, layer, index = parse_weight(case.network, weight)
+    except ValueError as error:
+        build_parser().error(str(error))
+    x, y = case.x[samples], case.y[samples]
+    print(f"document {case.key}: {case.title}")
+    trace = explain(case.network, case.params, x, y, weight)
+    print(trace.render(max_terms=arguments.max_terms))
+    from conformance.strategies import Case
+
+    batch = Case(case.network, case.params, x, y)
+    for spec, value in _framework_values(batch, kind, layer, index):
+        print(f"  {spec + ' autograd':<24} = {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="backprop", description=__doc__)
@@ -45,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     seeds = commands.add_parser("seeds", help="the documents' examples through the reference")
     seeds.set_defaults(run=_print_seeds)
     check.add_parser(commands)
+    explain_parser = commands.add_parser(
+        "explain",
+        help="trace one weight's gradient through the chain rule",
+        description="Print dJ/d(weight) as products of chain-rule factors with numbers (document 000's "
+        "Steps 1-4), their sum, the layer-wise backprop value, and torch's and JAX's autograd values.",
+    )
+    explain_parser.add_argument("--network", choices=sorted(EXAMPLES), default="000", help="document (default 000)")
+    explain_parser.add_argument("--weight", default=None, help="e.g. 'W1[0,1]' or 'b2[0]' (default: the document's)")
+    explain_parser.add_argument("--samples", type=_positive, default=1, help="samples of the batch to use (default 1)")
+    explain_parser.add_argument("--max-terms", type=_positive, default=8, help="terms shown in full (default 8)")
+    explain_parser.set_defaults(run=_explain)
     report.add_parser(commands)
     return parser
 

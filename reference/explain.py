@@ -68,8 +68,8 @@ class Explanation:
             lines.append(f"    {'product':<{width}} = {term.product: .12e}")
         if len(self.terms) > max_terms:
             lines.append(f"  ... {len(self.terms) - max_terms} more terms")
-        lines.append(f"  sum of {len(self.terms)} term(s)     = {self.gradient: .15e}")
-        lines.append(f"  layer-wise backprop  = {self.backprop: .15e}")
+        lines.append(f"  {f'sum of {len(self.terms)} term(s)':<24} = {self.gradient: .15e}")
+        lines.append(f"  {'layer-wise backprop':<24} = {self.backprop: .15e}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
