@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## make report: the main job, the agreement report in reports/
 report: $(STAMP)
-	$(BIN)/backprop seeds
+	$(BIN)/backprop report
 
 ## make test: lint, the unit tests and the conformance suite (Hypothesis profile "ci")
 test: $(STAMP)

@@ -59,7 +59,7 @@ class SummaryPlugin:
             verdict = "FAIL" if "failed" in outcomes else "pass" if "passed" in outcomes else "skipped"
             adapter = _LOADED.get(spec)
             label = getattr(adapter, "label", spec)
-            ratios = [ratio for (name, measured), ratio in WORST_RATIOS.items() if name == label and measured == quantity]
+            ratios = [ratio for key, ratio in WORST_RATIOS.items() if key == (label, quantity)]
             worst = f"{max(ratios):.3g}" if ratios else "-"
             rows.append((spec, quantity, verdict, len(outcomes), worst))
         return rows

@@ -13,7 +13,7 @@ import numpy as np
 from adapters.protocol import Adapter
 from conformance.assertions import Measurement, measure, measure_params
 from conformance.strategies import Case
-from conformance.tolerances import SAFETY, ambiguity, error_bounds, update_bounds
+from conformance.tolerances import SAFETY, ErrorBounds, ambiguity, error_bounds, update_bounds
 from reference.backprop import _forward, _loss_and_gradients
 from reference.training import _sgd_update
 
@@ -35,7 +35,9 @@ def _context(adapter: Adapter, case: Case, quantity: str) -> dict:
     return {"adapter": adapter.label, "dtype": adapter.dtype, "quantity": quantity, "network": case.network}
 
 
-def _bounds_or_reject(adapter: Adapter, case: Case, params: list, x: np.ndarray, y: np.ndarray, carried: float = 0.0):
+def _bounds_or_reject(
+    adapter: Adapter, case: Case, params: list, x: np.ndarray, y: np.ndarray, carried: list | None = None
+) -> ErrorBounds:
     bounds = error_bounds(case.network, params, x, y, adapter.dtype, param_error=carried)
     reason = ambiguity(case.network, bounds, adapter.dtype)
     if reason is not None:
@@ -79,19 +81,19 @@ def compare_train(adapter: Adapter, case: Case) -> list[Measurement]:
     The bound of each step's update, times SAFETY, is carried into the next
     step as the parameter uncertainty (``conformance.tolerances``).
     """
-    params, carried = case.params, 0.0
+    params, carried = case.params, None
     expected_losses, loss_allowances = [], []
     for batch in case.batches:
         x, y = case.x[batch], case.y[batch]
         largest = max(float(np.max(np.abs(array))) for pair in params for array in pair if array is not None)
-        if not largest <= MAX_TRAINING_MAGNITUDE or not abs(expected_losses[-1] if expected_losses else 0) <= 1e4:
+        if not largest <= MAX_TRAINING_MAGNITUDE:
             raise OutsideModel(f"training diverges: a parameter reaches {largest:.3g}")
         bounds = _bounds_or_reject(adapter, case, params, x, y, carried)
         value, grads = _loss_and_gradients(case.network, params, x, y)
         expected_losses.append(value)
         loss_allowances.append(SAFETY * bounds.loss)
         allowed = _scaled(update_bounds(params, grads, bounds, case.learning_rate, carried))
-        carried = max(float(np.max(b)) for pair in allowed for b in pair if b is not None)
+        carried = allowed
         params = _sgd_update(params, grads, case.learning_rate)
     trajectory = adapter.train(case.network, case.params, case.x, case.y, case.batches, case.learning_rate)
     context = _context(adapter, case, "trajectory")

@@ -83,7 +83,7 @@ def error_distribution(records: Sequence[Record], labels: Sequence[str]) -> byte
     axes.invert_yaxis()
     axes.set_xlabel(f"worst |diff| / allowed per network (exact matches at {RATIO_FLOOR:g})")
     axes.set_title("Distance to the tolerance, per adapter x dtype and quantity")
-    axes.legend(loc="lower left", fontsize="small", ncol=3)
+    axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     figure.tight_layout()
     return _png(figure)
 
@@ -134,12 +134,13 @@ def training_curves(curves: Mapping[str, Sequence[float]], title: str) -> bytes:
     figure = Figure(figsize=FIGURE_SIZE)
     loss_axes, diff_axes = figure.subplots(1, 2)
     baseline = np.asarray(curves.get("reference", []), dtype=np.float64)
-    for slot, (label, losses) in enumerate(curves.items()):
+    if len(baseline):
+        loss_axes.plot(np.arange(1, len(baseline) + 1), baseline, color="black", linewidth=3, alpha=0.35,
+                       label="reference")
+    adapters = [(label, losses) for label, losses in curves.items() if label != "reference"]
+    for slot, (label, losses) in enumerate(adapters):  # the same colours as error_by_size
         losses = np.asarray(losses, dtype=np.float64)
         iterations = np.arange(1, len(losses) + 1)
-        if label == "reference":
-            loss_axes.plot(iterations, losses, color="black", linewidth=3, alpha=0.35, label=label)
-            continue
         colour = ADAPTER_COLOURS[slot % len(ADAPTER_COLOURS)]
         loss_axes.plot(iterations, losses, color=colour, linestyle="--", marker=".", linewidth=1, label=label)
         if baseline.shape == losses.shape:

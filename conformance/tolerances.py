@@ -40,9 +40,9 @@ The reference's own float64 rounding is folded in by using
 
 Trajectories
     During training the params themselves carry error. The bound of step
-    ``t``'s update, ``SAFETY * max |d theta_t|``, becomes the parameter
-    uncertainty of step ``t + 1``'s running error analysis, so the bound
-    grows with the steps exactly as the first-order propagation says.
+    ``t``'s update, ``SAFETY * |d theta_t|`` entry by entry, becomes the
+    parameter uncertainty of step ``t + 1``'s running error analysis, so the
+    bound grows with the steps as the first-order propagation says.
 
 Rules for cases outside the model (documented, applied before comparing):
 * Kinks: a relu pre-activation ``z`` with ``0 < |z| <= SAFETY * dz`` may
@@ -135,13 +135,15 @@ def error_bounds(
     x: np.ndarray,
     y: np.ndarray,
     dtype: str,
-    param_error: float = 0.0,
+    param_error: Params | None = None,
 ) -> ErrorBounds:
     """Return the running-error bounds of forward, loss and gradients in ``dtype``.
 
-    ``param_error`` is an absolute uncertainty already carried by every
-    parameter (from earlier training steps), on top of their rounding.
+    ``param_error``, in the params' structure, is the absolute uncertainty
+    each parameter already carries (from earlier training steps), on top of
+    its rounding.
     """
+    carried = param_error or [(0.0, None if bias is None else 0.0) for _, bias in params]
     u = unit_roundoff(dtype) + unit_roundoff(np.float64)
     eta = float(np.finfo(np.dtype(dtype)).tiny)  # absolute error of an operation that underflows
     zs, activations = _forward(network, params, x)
@@ -153,11 +155,11 @@ def error_bounds(
     for index, ((weight, bias), name) in enumerate(zip(params, network.activations)):
         a_abs = np.abs(activations[index])
         w_abs = np.abs(weight)
-        w_err = u * w_abs + param_error
+        w_err = u * w_abs + carried[index][0]
         magnitude = a_abs @ w_abs.T + (np.abs(bias) if bias is not None else 0.0)
         d_z = d_a[-1] @ w_abs.T + a_abs @ w_err.T + gamma(weight.shape[1] + 1, u) * magnitude
         if bias is not None:
-            d_z = d_z + u * np.abs(bias) + param_error
+            d_z = d_z + u * np.abs(bias) + carried[index][1]
         d_z = d_z + eta
         z_bounds.append(d_z)
         z_magnitudes.append(magnitude)
@@ -180,14 +182,23 @@ def error_bounds(
         w_abs = np.abs(weight)
         name = network.activations[index - 1]
         upstream = delta @ weight
-        d_upstream = d_delta @ w_abs + delta_abs @ (u * w_abs + param_error) + gamma(
+        d_upstream = d_delta @ w_abs + delta_abs @ (u * w_abs + carried[index][0]) + gamma(
             weight.shape[0], u
         ) * (delta_abs @ w_abs)
         slope = ACTIVATION_FUNCTIONS[name].derivative(zs[index - 1])
         d_slope = _second_derivative(name, zs[index - 1]) * z_bounds[index - 1] + C_F[name] * u
         delta = upstream * slope
         d_delta = d_upstream * np.abs(slope) + np.abs(upstream) * d_slope + u * np.abs(delta) + eta
-    return ErrorBounds(u=u, eta=eta, z=zs, z_bounds=z_bounds, z_magnitudes=z_magnitudes, output=d_a[-1], loss=loss_bound + eta, grads=grads)
+    return ErrorBounds(
+        u=u,
+        eta=eta,
+        z=zs,
+        z_bounds=z_bounds,
+        z_magnitudes=z_magnitudes,
+        output=d_a[-1],
+        loss=loss_bound + eta,
+        grads=grads,
+    )
 
 
 def _loss_bounds(
@@ -213,7 +224,8 @@ def _loss_bounds(
         delta = 2 * error * slope
         d_delta = 2 * (d_error * np.abs(slope) + np.abs(error) * d_slope) + C_LOSS * u * np.abs(delta)
     elif network.loss == "bce":
-        p = sigmoid(z)
+        # Clipped so the bound stays finite (and quiet) where the case is rejected anyway.
+        p = np.clip(sigmoid(z), np.finfo(np.float64).tiny, 1 - np.finfo(np.float64).epsneg)
         terms = np.abs(y * np.log(p)) + np.abs((1 - y) * np.log1p(-p))
         # d log p = (1 - p) dz and d log(1 - p) = p dz; taking logs of a rounded
         # p (torch) costs u / p and u / (1 - p), the conditioning of BCELoss.
@@ -240,20 +252,29 @@ def _loss_bounds(
 
 
 def update_bounds(
-    params: Params, grads: Params, bounds: ErrorBounds, learning_rate: float, param_error: float = 0.0
+    params: Params, grads: Params, bounds: ErrorBounds, learning_rate: float, param_error: Params | None = None
 ) -> Params:
-    """Return bounds on theta - learning_rate * grad, element-wise, before SAFETY."""
+    """Return bounds on theta - learning_rate * grad, element-wise, before SAFETY.
+
+    ``param_error`` is what each parameter already carried (see error_bounds).
+    """
     u = bounds.u
+    carried = param_error or [(0.0, None if bias is None else 0.0) for _, bias in params]
     result = []
-    for (weight, bias), (d_weight, d_bias), (b_weight, b_bias) in zip(params, grads, bounds.grads):
+    for (weight, bias), (d_weight, d_bias), (b_weight, b_bias), (c_weight, c_bias) in zip(
+        params, grads, bounds.grads, carried
+    ):
         pair = []
-        for theta, grad, grad_bound in ((weight, d_weight, b_weight), (bias, d_bias, b_bias)):
+        for theta, grad, grad_bound, carry in (
+            (weight, d_weight, b_weight, c_weight),
+            (bias, d_bias, b_bias, c_bias),
+        ):
             if theta is None:
                 pair.append(None)
                 continue
             new = theta - learning_rate * grad
             pair.append(
-                u * np.abs(theta) + param_error + learning_rate * grad_bound
+                u * np.abs(theta) + carry + learning_rate * grad_bound
                 + 2 * u * learning_rate * np.abs(grad) + u * np.abs(new) + bounds.eta
             )
         result.append(tuple(pair))
