@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: report test lint bench clean
+.PHONY: report test lint bench sweep clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+## make sweep: the suite 20 times with different Hypothesis seeds (SEEDS=...), counting false alarms
+SEEDS ?= $(shell seq 1 20)
+sweep: $(STAMP)
+	@failed=0; for seed in $(SEEDS); do \
+	  if $(BIN)/python -m pytest --pyargs conformance -q -p no:cacheprovider -n auto \
+	       --hypothesis-profile=dev --hypothesis-seed=$$seed > .sweep-$$seed.log 2>&1; \
+	  then echo "seed $$seed: pass ($$(tail -1 .sweep-$$seed.log))"; rm -f .sweep-$$seed.log; \
+	  else echo "seed $$seed: FAIL, see .sweep-$$seed.log"; failed=$$((failed + 1)); fi; \
+	done; echo "$$failed of $(words $(SEEDS)) runs failed"; test $$failed -eq 0

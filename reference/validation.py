@@ -33,7 +33,7 @@ def _require_finite(array: np.ndarray, field: str) -> None:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"{field} has a non-finite entry {array[index]!r} at {list(index)}"
+            f"{field} has a non-finite entry {float(array[index])!r} at {list(index)}"
         )
 
 
@@ -68,7 +68,9 @@ def check_params(network: Network, params: Any) -> Params:
                 raise ValueError(f"{bias_name} has shape {bias.shape}; the network needs {(n_out,)}")
             _require_finite(bias, bias_name)
         elif bias is not None:
-            raise ValueError(f"{bias_name} must be None: the network has no biases (bias=False)")
+            raise ValueError(
+                f"{bias_name}={np.asarray(bias).tolist()!r:.60} must be None: the network has no biases (bias=False)"
+            )
         checked.append((weight, bias))
     return checked
 
@@ -90,8 +92,9 @@ def check_y(network: Network, y: Any, n_samples: int) -> np.ndarray:
     if network.loss == "cross_entropy":
         labels = np.array(y, copy=True)
         if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+            first = labels.ravel()[0].item() if labels.size else None
             raise TypeError(
-                f"y must hold integer class labels for cross_entropy, got dtype {labels.dtype}"
+                f"y must hold integer class labels for cross_entropy, got dtype {labels.dtype} (y[0]={first!r})"
             )
         if labels.shape != (n_samples,):
             raise ValueError(f"y has shape {labels.shape}; cross_entropy needs labels ({n_samples},)")
@@ -110,7 +113,7 @@ def check_y(network: Network, y: Any, n_samples: int) -> np.ndarray:
         outside = (targets < 0) | (targets > 1)
         if outside.any():
             index = tuple(int(i) for i in np.argwhere(outside)[0])
-            raise ValueError(f"y{list(index)}={targets[index]!r} is outside [0, 1], as bce needs")
+            raise ValueError(f"y{list(index)}={float(targets[index])!r} is outside [0, 1], as bce needs")
     return targets
 
 
