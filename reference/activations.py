@@ -17,11 +17,18 @@ from reference.conventions import RELU_DERIVATIVE_AT_ZERO
 
 
 class Activation(NamedTuple):
-    """An activation: ``function(z)`` and ``derivative(z)``."""
+    """An activation: ``function(z)`` and ``derivative(z, a)``.
+
+    ``derivative`` takes the output ``a = f(z)`` too, when the caller has it
+    (the backward pass stored it in the forward pass), and uses it where that
+    is exact. It never derives f' from ``a`` alone where that loses digits:
+    ``1 - t^2`` and ``s (1 - s)`` cancel as units saturate (1e-8 relative at
+    tanh(10), exactly 0 from |z| = 19), so they are computed from ``z``.
+    """
 
     name: str
     function: Callable[[np.ndarray], np.ndarray]
-    derivative: Callable[[np.ndarray], np.ndarray]
+    derivative: Callable[..., np.ndarray]
 
 
 def identity(z: np.ndarray) -> np.ndarray:
@@ -29,9 +36,15 @@ def identity(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def identity_derivative(z: np.ndarray) -> np.ndarray:
+def identity_derivative(z: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
     """Return 1 everywhere."""
     return np.ones_like(z)
+
+
+def _exp_minus_abs(z: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (sign of Re z, exp(-scale |z|)) with |z| taken on the real part, so it stays analytic."""
+    sign = np.where(np.real(z) >= 0, 1.0, -1.0)
+    return sign, np.exp(-scale * sign * z)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -40,16 +53,17 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     With ``t = exp(-|z|)`` (taken on the real part), sigmoid is ``1 / (1 + t)``
     for ``z >= 0`` and ``t / (1 + t)`` below; ``t <= 1`` so nothing overflows.
     """
-    sign = np.where(np.real(z) >= 0, 1.0, -1.0)
-    t = np.exp(-sign * z)
+    sign, t = _exp_minus_abs(z)
     return np.where(sign > 0, 1.0, t) / (1.0 + t)
 
 
-def sigmoid_derivative(z: np.ndarray) -> np.ndarray:
-    """Return sigmoid'(z) = s (1 - s), the factor document 000 writes as
-    exp(-h) / (1 + exp(-h))^2."""
-    s = sigmoid(z)
-    return s * (1.0 - s)
+def sigmoid_derivative(z: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
+    """Return sigmoid'(z) = sigmoid(z) sigmoid(-z), document 000's exp(-h) / (1 + exp(-h))^2.
+
+    Both factors are exact to rounding for every z; ``s (1 - s)`` is not once
+    s rounds towards 1. ``a``, when given, is sigmoid(z) (one exp saved).
+    """
+    return (sigmoid(z) if a is None else a) * sigmoid(-z)
 
 
 def tanh(z: np.ndarray) -> np.ndarray:
@@ -57,9 +71,13 @@ def tanh(z: np.ndarray) -> np.ndarray:
     return np.tanh(z)
 
 
-def tanh_derivative(z: np.ndarray) -> np.ndarray:
-    """Return tanh'(z) = 1 - tanh(z)^2."""
-    return 1.0 - np.tanh(z) ** 2
+def tanh_derivative(z: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
+    """Return tanh'(z) = sech(z)^2 = 4 t / (1 + t)^2 with t = exp(-2|z|).
+
+    Exact to rounding for every z, where ``1 - tanh(z)^2`` cancels.
+    """
+    _, t = _exp_minus_abs(z, 2.0)
+    return 4.0 * t / (1.0 + t) ** 2
 
 
 def relu(z: np.ndarray) -> np.ndarray:
@@ -67,9 +85,14 @@ def relu(z: np.ndarray) -> np.ndarray:
     return np.where(np.real(z) > 0, z, 0.0)
 
 
-def relu_derivative(z: np.ndarray) -> np.ndarray:
-    """Return 1 where z > 0, else 0; relu'(0) = 0 as in torch and JAX."""
-    return np.where(np.real(z) > 0, 1.0, RELU_DERIVATIVE_AT_ZERO)
+def relu_derivative(z: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
+    """Return relu'(z) as a boolean mask, True where z > 0; relu'(0) = 0 as in torch and JAX.
+
+    A product with the mask is the product with 1.0 and 0.0, bit for bit;
+    a bool array is an eighth of a float one (speed).
+    """
+    assert RELU_DERIVATIVE_AT_ZERO == 0.0  # the mask encodes this convention
+    return np.real(z) > 0
 
 
 ACTIVATION_FUNCTIONS: dict[str, Activation] = {

@@ -17,6 +17,16 @@ and backwards, with ``delta_l = dJ/dz_l``:
 Public functions validate their arguments (``reference.validation``) and
 work in float64; the underscored ones do the arithmetic on whatever dtype
 they get (complex included, for the complex-step oracle).
+
+Speed, where it shapes a line, is marked "(speed)" in a comment; none of it
+changes a single bit of any result. Two devices recur. A product such as
+``a @ W.T`` lands in a fresh array, which the next operation may overwrite
+instead of allocating another: a new large array costs page faults, often
+more than the arithmetic. ``+ b`` does so explicitly (``out=``); for
+``(delta @ W) * f'`` NumPy does it by itself when the product is a
+temporary of the same shape ("temporary elision", 256 KiB and up). And the
+backward pass hands f' the stored activation, which saves sigmoid' one exp
+(f' itself is computed from z where the output alone would lose digits).
 """
 
 from __future__ import annotations
@@ -36,8 +46,8 @@ def _forward(network: Network, params: Params, x: np.ndarray) -> tuple[list, lis
     zs, activations = [], [x]
     for (weight, bias), name in zip(params, network.activations):
         z = activations[-1] @ weight.T
-        if bias is not None:
-            z = z + bias
+        if bias is not None:  # z + b, into the fresh product when that keeps its dtype (speed)
+            z = np.add(z, bias, out=z) if z.dtype == np.result_type(z, bias) else z + bias
         zs.append(z)
         activations.append(ACTIVATION_FUNCTIONS[name].function(z))
     return zs, activations
@@ -68,7 +78,8 @@ def _loss_and_gradients(
         grads[index] = (d_weight, d_bias)
         if index > 0:
             previous = ACTIVATION_FUNCTIONS[network.activations[index - 1]]
-            delta = (delta @ weight) * previous.derivative(zs[index - 1])
+            # f'_{l-1}(z_{l-1}), given a_{l-1} = activations[index]; one expression, for the elision (speed).
+            delta = (delta @ weight) * previous.derivative(zs[index - 1], activations[index])
     return float(value(zs[-1], activations[-1], y) / n), grads
 
 

@@ -109,7 +109,7 @@ def explain(network: Network, params: Any, x: Any, y: Any, weight: str = "W1[0,0
     if network.loss == "mse":
         d_output = 2.0 * (output - y) / n
     elif network.loss == "bce":
-        d_output = bce_probability_gradient(output, y) / n
+        d_output = bce_probability_gradient(zs[-1], y) / n
     else:  # cross_entropy: the output layer is the identity, a_L = z_L
         d_output = (np.exp(log_softmax(output)) - one_hot(y, output.shape[1])) / n
 

@@ -40,16 +40,18 @@ def mse(z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def mse_delta(z: np.ndarray, a: np.ndarray, y: np.ndarray, activation: Activation) -> np.ndarray:
     """Return dJ/dz = dJ/da * f'(z) = 2 (a - y) f'(z)."""
-    return 2.0 * (a - y) * activation.derivative(z)
+    return 2.0 * (a - y) * activation.derivative(z, a)
 
 
 def bce(z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Return -sum y log a + (1 - y) log(1 - a), with a = sigmoid(z).
 
-    Evaluated as sum softplus(z) - y z, the same number without log(0):
-    log sigmoid(z) = -softplus(-z) and log(1 - sigmoid(z)) = -softplus(z).
+    Evaluated as sum (1 - y) softplus(z) + y softplus(-z), the same number
+    without log(0) (log sigmoid(z) = -softplus(-z), log(1 - sigmoid(z)) =
+    -softplus(z)) and, unlike softplus(z) - y z, without cancellation when a
+    confident output is right (y = 1, z >> 0).
     """
-    return np.sum(softplus(z) - y * z)
+    return np.sum((1.0 - y) * softplus(z) + y * softplus(-z))
 
 
 def bce_delta(z: np.ndarray, a: np.ndarray, y: np.ndarray, activation: Activation) -> np.ndarray:
@@ -57,14 +59,21 @@ def bce_delta(z: np.ndarray, a: np.ndarray, y: np.ndarray, activation: Activatio
 
     The product is taken in closed form; the factors (document 000's Steps 1
     and 2) lose all precision once a rounds to 0 or 1, the product does not.
+    It is written (1 - y) sigmoid(z) - y sigmoid(-z), using 1 - a = sigmoid(-z),
+    so that a right, confident output (y = 1, z >> 0) keeps its digits.
     """
-    return sigmoid(z) - y
+    return (1.0 - y) * a - y * sigmoid(-z)
 
 
-def bce_probability_gradient(a: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Return dJ/da = -(y / a - (1 - y) / (1 - a)), document 000's Step 1 with
-    its minus sign restored."""
-    return -(y / a - (1.0 - y) / (1.0 - a))
+def bce_probability_gradient(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return dJ/da = -(y / a - (1 - y) / (1 - a)) at a = sigmoid(z), document 000's
+    Step 1 with its minus sign restored.
+
+    Written ((1 - y) a - y (1 - a)) / (a (1 - a)) with 1 - a = sigmoid(-z), so it
+    stays finite where a rounds to 1 (until sigmoid(-z) underflows, |z| > 745).
+    """
+    a, complement = sigmoid(z), sigmoid(-z)
+    return ((1.0 - y) * a - y * complement) / (a * complement)
 
 
 def cross_entropy(z: np.ndarray, a: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -34,15 +34,41 @@ class Trajectory:
     params: Params
 
 
+def _descended(theta: np.ndarray, gradient: np.ndarray, learning_rate: float) -> np.ndarray:
+    """Return theta - learning_rate * gradient as a new array."""
+    step = learning_rate * gradient
+    if step.dtype != np.result_type(theta, step):  # e.g. complex theta, real gradient
+        return theta - step
+    # theta - step written over step, which is ours: one new array, not two (speed).
+    return np.subtract(theta, step, out=step)
+
+
 def _sgd_update(params: Params, grads: Params, learning_rate: float) -> Params:
     """Return theta - learning_rate * dJ/dtheta for every parameter, as new arrays."""
     return [
         (
-            weight - learning_rate * d_weight,
-            None if bias is None else bias - learning_rate * d_bias,
+            _descended(weight, d_weight, learning_rate),
+            None if bias is None else _descended(bias, d_bias, learning_rate),
         )
         for (weight, bias), (d_weight, d_bias) in zip(params, grads)
     ]
+
+
+def _sgd_update_in_place(params: Params, grads: Params, learning_rate: float) -> Params:
+    """Return params after theta <- theta - learning_rate * dJ/dtheta, done in place.
+
+    Overwrites both ``params`` and ``grads``, and allocates nothing (speed):
+    only for callers that own both, such as ``sgd_step`` and ``train``, whose
+    params are the fresh copies ``check_params`` makes, never the caller's.
+    The numbers are those of ``_sgd_update``, bit for bit.
+    """
+    for (weight, bias), (d_weight, d_bias) in zip(params, grads):
+        d_weight *= learning_rate
+        weight -= d_weight
+        if bias is not None:
+            d_bias *= learning_rate
+            bias -= d_bias
+    return params
 
 
 def sgd_step(network: Network, params: Any, x: Any, y: Any, learning_rate: float) -> Params:
@@ -50,11 +76,11 @@ def sgd_step(network: Network, params: Any, x: Any, y: Any, learning_rate: float
 
     theta <- theta - learning_rate * dJ/dtheta; the inputs are left untouched.
     """
-    params = check_params(network, params)
+    params = check_params(network, params)  # fresh copies: updated in place below
     x, y = check_data(network, x, y)
     learning_rate = check_learning_rate(learning_rate)
     _, grads = _loss_and_gradients(network, params, x, y)
-    return _sgd_update(params, grads, learning_rate)
+    return _sgd_update_in_place(params, grads, learning_rate)
 
 
 def iterations_per_epoch(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
@@ -84,6 +110,8 @@ def batch_schedule(
             f"batch_size={batch_size} exceeds n_samples={n_samples} with drop_last=True: "
             "every epoch would be empty"
         )
+    if seed is not None:
+        check_positive_int(seed, "seed", minimum=0)
     rng = None if seed is None else np.random.default_rng(seed)
     batches = []
     for _ in range(epochs):
@@ -97,12 +125,12 @@ def train(
     network: Network, params: Any, x: Any, y: Any, batches: Any, learning_rate: float
 ) -> Trajectory:
     """Return the Trajectory of gradient descent over ``batches`` of (x, y)."""
-    params = check_params(network, params)
+    params = check_params(network, params)  # fresh copies: updated in place below
     x, y = check_data(network, x, y)
     learning_rate = check_learning_rate(learning_rate)
     batches = check_batches(batches, x.shape[0])
     losses = np.empty(len(batches))
     for iteration, batch in enumerate(batches):
         losses[iteration], grads = _loss_and_gradients(network, params, x[batch], y[batch])
-        params = _sgd_update(params, grads, learning_rate)
+        params = _sgd_update_in_place(params, grads, learning_rate)
     return Trajectory(losses=losses, params=params)

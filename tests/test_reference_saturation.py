@@ -1,12 +1,10 @@
 """Saturated units and confident outputs: what the reference gets exactly, and what it does not.
 
-The passing tests pin what holds far out on the sigmoid: no overflow, no
-log(0), finite losses and gradients. The tests marked xfail are known
-precision defects of reference/ (reported to its owner, not fixed here):
-each computes a small quantity as 1 minus something close to 1, so it keeps
-its absolute accuracy (about eps) but loses its relative accuracy, while the
-exact value and the complex step keep every digit. When one is fixed its
-test passes, and xfail_strict turns that into a failure: remove the marker.
+The tests pin what holds far out on the sigmoid: no overflow, no log(0),
+finite losses and gradients, and full relative accuracy where a naive formula
+computes a small quantity as 1 minus something close to 1 (tanh' as 1 - t^2,
+sigmoid' as s (1 - s), bce as softplus(z) - y z). Hypothesis found each of
+those losing digits in an earlier reference; these tests keep them fixed.
 """
 
 from __future__ import annotations
@@ -87,14 +85,9 @@ def test_reference_and_complex_step_agree_on_a_saturated_bce_output_to_rounding(
     assert abs(reference_gradient - float(stepped[0, 0])) <= 4.0 * eps
 
 
-# --- known precision defects (strict xfail: a fix makes them fail loudly) -----
+# --- precision at saturation (found by Hypothesis; fixed in reference) ---------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="PRECISION BUG in reference.activations: tanh'(z) = 1 - tanh(z)**2 loses relative accuracy as |z| grows",
-)
 @pytest.mark.parametrize("z", [6.75, 10.0, 15.0, 20.0])
 def test_a_saturated_tanh_keeps_its_gradients_relative_accuracy(z):
     """1 - t**2 from t = tanh(z) rounded has relative error about eps * cosh(z)**2: 8e-12 at
@@ -104,11 +97,6 @@ def test_a_saturated_tanh_keeps_its_gradients_relative_accuracy(z):
     assert _only_gradient(ONE_WEIGHT_TANH_MSE, z, 0.0) == pytest.approx(exact, rel=1e-13, abs=0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="PRECISION BUG in reference.activations: sigmoid'(z) = s (1 - s) loses relative accuracy for z >> 0",
-)
 @pytest.mark.parametrize("z", [20.0, 30.0, 40.0])
 def test_a_saturated_sigmoid_keeps_its_gradients_relative_accuracy(z):
     """s (1 - s) from s = sigmoid(z) rounded has relative error about eps * exp(z) for z > 0:
@@ -119,11 +107,6 @@ def test_a_saturated_sigmoid_keeps_its_gradients_relative_accuracy(z):
     assert _only_gradient(ONE_WEIGHT_SIGMOID_MSE, z, 0.0) == pytest.approx(exact, rel=1e-13, abs=0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="PRECISION BUG in reference.losses: bce loss and dJ/dz cancel for y = 1, z >> 0",
-)
 @pytest.mark.parametrize("z", [30.0, 40.0])
 def test_a_confident_correct_bce_output_keeps_its_relative_accuracy(z):
     """With y = 1, softplus(z) - y z and sigmoid(z) - y subtract nearly equal numbers: at z = 30
@@ -139,11 +122,6 @@ def test_a_confident_correct_bce_output_keeps_its_relative_accuracy(z):
     assert float(d_weight[0, 0]) == pytest.approx(exact_gradient, rel=1e-13, abs=0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG in reference.explain: Step 1's factor is 0/0 = nan once a bce output rounds to 1",
-)
 def test_explain_of_a_saturated_bce_output_is_finite():
     """At z = 40, sigmoid(z) rounds to 1 and -(y/a - (1-y)/(1-a)) evaluates 0/0 even for y = 1,
     where the factor is -1/a = -1 exactly. Under this project's pytest config the NumPy

@@ -317,11 +317,6 @@ def test_iterations_per_epoch_refuses_a_batch_size_below_1(batch_size):
         reference.iterations_per_epoch(10, batch_size)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG in reference.training.batch_schedule: a negative seed gets NumPy's message, naming no field",
-)
 def test_a_negative_seed_is_refused_naming_the_seed():
     with pytest.raises(ValueError) as refused:
         reference.batch_schedule(10, 2, epochs=1, seed=-1)
