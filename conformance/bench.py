@@ -60,12 +60,12 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from conformance.machine import blas, cpu_name, package_version, positive_int
 from reference.backprop import _loss_and_gradients
 from reference.network import Network, Params, init_params
 from reference.oracles import worst_relative_error
@@ -773,29 +773,10 @@ def suite_throughput(examples: int, specs: Sequence[str] = SUITE_ADAPTERS) -> di
 # -- environment ------------------------------------------------------------------------------
 
 
-def _package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def _blas() -> dict | None:
-    try:
-        return dict(np.show_config(mode="dicts")["Build Dependencies"]["blas"])
-    except Exception:  # NumPy < 1.26 has no mode="dicts"
-        return None
 
 
 def _openblas_threads() -> int | None:
@@ -840,9 +821,9 @@ def environment(timed: Sequence[dict] = ()) -> dict:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": _cpu_name(),
-        "versions": {name: _package_version(name) for name in PACKAGES},
-        "numpy_blas": _blas(),
+        "cpu": cpu_name(),
+        "versions": {name: package_version(name) for name in PACKAGES},
+        "numpy_blas": blas(),
         "threads": threads,
     }
 
@@ -1229,14 +1210,6 @@ def run(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -1249,11 +1222,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "performance.json to --out.",
     )
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT}/)")
-    parser.add_argument("--repeats", type=_positive, default=None, metavar="N",
+    parser.add_argument("--repeats", type=positive_int, default=None, metavar="N",
                         help=f"interleaved rounds per size (default {DEFAULT_REPEATS}, {QUICK_REPEATS} with --quick)")
     parser.add_argument("--suite", action="store_true",
                         help="also measure the conformance suite's throughput (three-way gradient checks)")
-    parser.add_argument("--suite-examples", type=_positive, default=None, metavar="N",
+    parser.add_argument("--suite-examples", type=positive_int, default=None, metavar="N",
                         help=f"Hypothesis cases for --suite (default {DEFAULT_SUITE_EXAMPLES}, "
                         f"{QUICK_SUITE_EXAMPLES} with --quick)")
     parser.add_argument("--quick", action="store_true",

@@ -9,20 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from conformance import check, report
+from conformance.machine import positive_int
 from reference import loss_and_gradients, train
 from reference.conventions import parameter_name
 from reference.seeds import EXAMPLES, example, explain
-
-
-def _positive(text: str) -> int:
-    """Return ``text`` as an integer >= 1, for argparse."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
 
 
 def _print_seeds(arguments: argparse.Namespace) -> int:
@@ -101,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain_parser.add_argument("--network", choices=sorted(EXAMPLES), default="000", help="document (default 000)")
     explain_parser.add_argument("--weight", default=None, help="e.g. 'W1[0,1]' or 'b2[0]' (default: the document's)")
-    explain_parser.add_argument("--samples", type=_positive, default=1, help="samples of the batch to use (default 1)")
-    explain_parser.add_argument("--max-terms", type=_positive, default=8, help="terms shown in full (default 8)")
+    explain_parser.add_argument(
+        "--samples", type=positive_int, default=1, help="samples of the batch to use (default 1)"
+    )
+    explain_parser.add_argument("--max-terms", type=positive_int, default=8, help="terms shown in full (default 8)")
     explain_parser.set_defaults(run=_explain)
     report.add_parser(commands)
     from conformance import bench

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, entry_points, version
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ from conformance.comparisons import (
     compare_sgd_step,
     compare_train,
 )
+from conformance.machine import blas, cpu_name, package_version
 from conformance.strategies import BCE_OUTPUT_SCALES, LAYER_SCALES, Case
 from conformance.tolerances import SAFETY, unit_roundoff
 from reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION
@@ -398,32 +399,10 @@ def summarise(records: Sequence[dict[str, Any]], adapters: Sequence[LoadedAdapte
 # -- environment ------------------------------------------------------------------------
 
 
-def _package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
-def _cpu_name() -> str:
-    """Return the CPU model name (from /proc/cpuinfo on Linux), or platform.processor()."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def _blas() -> dict[str, Any] | None:
-    """Return NumPy's BLAS build information (``numpy.show_config(mode="dicts")``), if available."""
-    try:
-        config = np.show_config(mode="dicts")
-        return dict(config["Build Dependencies"]["blas"])
-    except Exception:  # NumPy < 1.26 has no mode="dicts"
-        return None
 
 
 def _device(adapter: Adapter) -> str:
@@ -482,12 +461,12 @@ def environment(adapters: Sequence[LoadedAdapter]) -> dict[str, Any]:
     return {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
-        "packages": {name: _package_version(name) for name in ("numpy", "torch", "jax", "jaxlib", "optax")},
+        "packages": {name: package_version(name) for name in ("numpy", "torch", "jax", "jaxlib", "optax")},
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
-        "numpy_blas": _blas(),
+        "numpy_blas": blas(),
         "framework_matmul_defaults": _framework_defaults(),
         "adapters": [_adapter_environment(loaded) for loaded in adapters],
     }

@@ -1,0 +1,49 @@
+"""What the machine is (package versions, CPU, BLAS), and argument types shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+
+def package_version(name: str) -> str | None:
+    """Return the installed version of distribution ``name``, or None if it is not installed."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def cpu_name() -> str:
+    """Return the CPU model name (from /proc/cpuinfo on Linux), or platform.processor()."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas() -> dict[str, Any] | None:
+    """Return NumPy's BLAS build information (``numpy.show_config(mode="dicts")``), if available."""
+    try:
+        return dict(np.show_config(mode="dicts")["Build Dependencies"]["blas"])
+    except Exception:  # NumPy < 1.26 has no mode="dicts"
+        return None
+
+
+def positive_int(text: str) -> int:
+    """Return ``text`` as an integer >= 1, for argparse (``type=positive_int``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
