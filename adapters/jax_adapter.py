@@ -16,13 +16,55 @@ gradients       ``jax.value_and_grad`` of that loss: reverse-mode autodiff,
                 not a hand-written chain rule.
 update          ``optax.sgd(learning_rate)``: ``init``, ``update`` and
                 ``optax.apply_updates``, i.e. theta + (-learning_rate * grad).
-compilation     ``jax.jit`` (``jit=True``): the forward and the loss-and-
-                gradients functions are built once per network structure,
-                dtype and precision (``_network_functions``), the sgd update
-                once per dtype and precision (``_sgd_update_function``); JAX
-                then compiles each once per input shape and caches it.
+compilation     ``jax.jit`` (``jit=True``). Padded (``pad=True``, the
+                default): one loss-and-gradients function per loss,
+                reduction, dtype and precision
+                (``_padded_loss_and_gradients_function``), one forward per
+                dtype and precision; every network is padded to a bucket
+                shape and its activations, widths, depth and bias travel as
+                run-time arrays, so JAX compiles once per bucket: six
+                compilations (3 losses x 2 reductions) cover every network
+                of depth <= 8 and width <= 16 on <= 16 samples. Unpadded
+                (``pad=False``): the functions are built once per network
+                structure (``_network_functions``) and JAX compiles them once
+                per input shape. The sgd update (``_sgd_update_function``) is
+                built once per dtype and precision and compiled per params
+                shape.
 precision       ``jax.enable_x64`` and ``jax.default_matmul_precision``, both
                 thread-local context managers entered around every call only.
+
+Padding (``_Padding``): depth to ``_bucket(L, 8)``, every width to one
+``_bucket(max(sizes), 16)``, the batch to ``_bucket(m, 16)`` (16, or the next
+power of two above). Kernels become square and zero-filled; ``SKIP`` layers
+go in front of the real ones, so the last layer is always the output layer.
+Why the real numbers are those of the unpadded network:
+
+* ``a_0 = where(real input, x, 0)``; each layer
+  ``z = a @ kernel + bias_flag * bias`` with ``bias_flag`` 1 or 0, then
+  ``a = where(real unit, f(z), 0)`` with ``f`` chosen by ``jax.lax.switch``
+  on the activation code (one branch runs: the unpadded path's function), or
+  ``a = a_in`` for SKIP. So every padded unit's activation is exactly 0,
+  whatever the padding of the params holds, and it adds ``0 * w = 0`` to each
+  real sum; ``b * 1 = b`` and ``b * 0 = 0`` are exact.
+* The loss masks padded samples and output units with ``where=``:
+  ``jnp.mean(loss, where=...)`` / ``jnp.sum(loss, where=...)`` sum the real
+  entries and divide by their count; cross_entropy passes the real-output mask
+  to optax's ``softmax_cross_entropy_with_integer_labels(where=...)``, so
+  padded logits are left out of the log-sum-exp.
+* Backward: ``where``'s derivative sends exactly 0 to every masked entry, so
+  every padded delta is 0, and with it every gradient of a padded kernel
+  entry (``a_pad = 0`` or ``delta_pad = 0`` in ``a^T delta``), padded bias,
+  SKIP layer and absent bias (times the flag 0). sgd then leaves the padding
+  at exactly 0, and training keeps the params padded between steps.
+
+So each real entry is computed from the same real terms plus exact zeros.
+What padding does change is the *order* of those terms' sums: XLA's CPU
+backend chooses its dot kernel (a YNNPACK fusion or Eigen) and the blocking
+of dots and reductions by shape, so a 3x5 @ 5x4 product and the same numbers
+zero-padded to 16x16 are summed in different orders. The two paths therefore
+agree bitwise on bucket-filling shapes only; otherwise they differ by
+rounding, within the suite's tolerance model, which allows any summation
+order (``tests/test_jax_amortisation.py`` shows both).
 
 Layout divergence (documented, converted at this boundary): inside JAX the
 params follow the JAX/Flax convention, one ``{"kernel", "bias"}`` dict per
@@ -195,17 +237,190 @@ def _sgd_update_function(dtype: str, precision: str, jit: bool) -> Callable[...,
     return jax.jit(sgd_update) if jit else sgd_update
 
 
+# ---------------------------------------------------------------- padded shapes
+
+#: Run-time codes of the activations in the padded functions; ``SKIP`` marks a padding layer.
+ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3}
+SKIP = len(ACTIVATION_CODES)
+#: The smallest bucket of a padded width or batch size, and of a padded depth: one bucket holds
+#: every network the fuzzer draws (depth <= 5, widths <= 16, <= 16 samples), at ~0.3 ms a call.
+SMALLEST_WIDTH_BUCKET = 16
+SMALLEST_DEPTH_BUCKET = 8
+
+
+def _bucket(n: int, smallest: int) -> int:
+    """Return ``smallest`` if ``n`` fits in it, else the power of two at or above ``n``."""
+    return smallest if n <= smallest else 1 << (n - 1).bit_length()
+
+
+class _Structure(NamedTuple):
+    """A network's structure as run-time arrays of a padded depth (a pytree of the padded functions).
+
+    ``codes[l]`` is layer l's ``ACTIVATION_CODES`` entry, or ``SKIP``;
+    ``widths[0]`` is the real input width, ``widths[l + 1]`` layer l's real
+    output width (the padded width for SKIP); ``bias`` is 1 with biases, 0
+    without.
+    """
+
+    codes: Any
+    widths: Any
+    bias: Any
+
+
+class _Padding(NamedTuple):
+    """The padded depth, width and batch size that one call's arrays are padded to."""
+
+    depth: int
+    width: int
+    batch: int
+
+    @classmethod
+    def of(cls, network: Network, batch: int) -> _Padding:
+        """Return the buckets of ``network`` and a batch of ``batch`` samples."""
+        return cls(
+            _bucket(network.depth, SMALLEST_DEPTH_BUCKET),
+            _bucket(max(network.sizes), SMALLEST_WIDTH_BUCKET),
+            _bucket(batch, SMALLEST_WIDTH_BUCKET),
+        )
+
+    def structure(self, network: Network, dtype: str) -> _Structure:
+        """Return the network's structure, SKIP layers first, then the real layers in order."""
+        skipped = self.depth - network.depth
+        codes = [SKIP] * skipped + [ACTIVATION_CODES[name] for name in network.activations]
+        widths = [network.sizes[0]] + [self.width] * skipped + list(network.sizes[1:])
+        return _Structure(
+            np.array(codes, dtype=np.int32), np.array(widths, dtype=np.int32), np.asarray(network.bias, dtype=dtype)
+        )
+
+    def layers(self, layers: JaxParams, dtype: str) -> JaxParams:
+        """Return ``layers`` zero-padded to (width, width) kernels and (width,) biases, behind SKIP layers."""
+        padded = []
+        for _ in range(self.depth - len(layers)):
+            padded.append({"kernel": np.zeros((self.width, self.width), dtype), "bias": np.zeros(self.width, dtype)})
+        for layer in layers:
+            kernel = np.zeros((self.width, self.width), dtype)
+            kernel[: layer["kernel"].shape[0], : layer["kernel"].shape[1]] = layer["kernel"]
+            bias = np.zeros(self.width, dtype)
+            if "bias" in layer:
+                bias[: layer["bias"].shape[0]] = layer["bias"]
+            padded.append({"kernel": kernel, "bias": bias})
+        return padded
+
+    def x(self, x: np.ndarray) -> np.ndarray:
+        """Return x zero-padded to (batch, width)."""
+        padded = np.zeros((self.batch, self.width), x.dtype)
+        padded[: x.shape[0], : x.shape[1]] = x
+        return padded
+
+    def y(self, y: np.ndarray) -> np.ndarray:
+        """Return targets zero-padded to (batch, width), or class labels zero-padded to (batch,)."""
+        padded = np.zeros((self.batch, self.width)[: y.ndim], y.dtype)
+        padded[tuple(slice(0, size) for size in y.shape)] = y
+        return padded
+
+
+def _unpadded(layers: JaxParams, network: Network) -> JaxParams:
+    """Return the real layers of padded ``layers`` as NumPy, cut to the network's shapes."""
+    real = []
+    for layer, n_in, n_out in zip(layers[len(layers) - network.depth :], network.sizes[:-1], network.sizes[1:]):
+        unpadded = {"kernel": np.asarray(layer["kernel"])[:n_in, :n_out]}
+        if network.bias:
+            unpadded["bias"] = np.asarray(layer["bias"])[:n_out]
+        real.append(unpadded)
+    return real
+
+
+def _padded_activation(code: Any, width: Any, z: Any, a_in: Any) -> Any:
+    """Return ``f(z)`` on the layer's real units and 0 on its padded ones; ``a_in`` for a SKIP layer.
+
+    ``jax.lax.switch`` runs exactly one branch, the very function the
+    unpadded path applies: the run-time code only picks which one.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    functions = _activation_functions()
+    branches = [lambda z, a_in, f=functions[name]: f(z) for name in ACTIVATION_CODES]
+    a = jax.lax.switch(code, [*branches, lambda z, a_in: a_in], z, a_in)
+    return jnp.where(jnp.arange(z.shape[-1]) < width, a, jnp.zeros_like(a))
+
+
+def _padded_forward_pass(layers: JaxParams, structure: _Structure, x: Any) -> tuple[Any, Any]:
+    """Return the padded z_L and a_L: every layer padded to a square kernel, SKIP layers first."""
+    import jax.numpy as jnp
+
+    a = jnp.where(jnp.arange(x.shape[-1]) < structure.widths[0], x, jnp.zeros_like(x))
+    for index, layer in enumerate(layers):
+        z = jnp.matmul(a, layer["kernel"]) + structure.bias * layer["bias"]
+        a = _padded_activation(structure.codes[index], structure.widths[index + 1], z, a)
+    return z, a
+
+
+def _padded_objective(
+    loss: str, reduction: str, layers: JaxParams, structure: _Structure, x: Any, y: Any, samples: Any
+) -> Any:
+    """Return J over the real samples and output units only: padded ones are masked out (``where=``)."""
+    import jax.numpy as jnp
+    import optax
+
+    z, a = _padded_forward_pass(layers, structure, x)
+    real_samples = jnp.arange(x.shape[0]) < samples
+    real_outputs = jnp.broadcast_to(jnp.arange(z.shape[-1]) < structure.widths[-1], z.shape)
+    if loss == "cross_entropy":
+        elementwise = optax.softmax_cross_entropy_with_integer_labels(z, y, where=real_outputs)
+        where = real_samples
+    else:
+        elementwise = _elementwise_loss(loss, z, a, y)
+        where = real_samples[:, None] & real_outputs
+    return jnp.mean(elementwise, where=where) if reduction == "mean" else jnp.sum(elementwise, where=where)
+
+
+@functools.lru_cache(maxsize=16)
+def _padded_forward_function(dtype: str, precision: str) -> Callable[..., Any]:
+    """Return the jitted ``(layers, structure, x) -> a_L`` of every network, padded."""
+    import jax
+
+    def padded_forward(layers: JaxParams, structure: _Structure, x: Any) -> Any:
+        return _padded_forward_pass(layers, structure, x)[1]
+
+    return jax.jit(padded_forward)
+
+
+@functools.lru_cache(maxsize=64)
+def _padded_loss_and_gradients_function(loss: str, reduction: str, dtype: str, precision: str) -> Callable[..., Any]:
+    """Return the jitted ``(layers, structure, x, y, samples) -> (J, grads)`` of every network with this loss.
+
+    Activations, depth, widths, bias and batch size are run-time arguments
+    (``_Padding``), so JAX compiles once per padded shape: one shape covers
+    every network of depth <= 8 and widths <= 16 on batches of <= 16 samples.
+    """
+    import jax
+
+    def padded_objective(layers: JaxParams, structure: _Structure, x: Any, y: Any, samples: Any) -> Any:
+        return _padded_objective(loss, reduction, layers, structure, x, y, samples)
+
+    return jax.jit(jax.value_and_grad(padded_objective))
+
+
 class JaxAdapter:
     """The adapter protocol on JAX and optax, in float32 or float64.
 
-    ``JaxAdapter(dtype="float64", jit=True, matmul_precision="highest")``.
+    ``JaxAdapter(dtype="float64", jit=True, matmul_precision="highest", pad=True)``.
     Params and data cross the boundary as NumPy arrays in our layout and come
     back as NumPy arrays of ``dtype``; inputs are never modified.
+
+    ``pad`` (with ``jit``): run every network through the padded functions,
+    which compile once per padded shape and loss instead of once per network
+    and batch size, with the same results (see the module docstring);
+    ``pad=False`` runs each network's own exact-shape functions. Eager calls
+    (``jit=False``) are never padded.
     """
 
     name = "jax"
 
-    def __init__(self, dtype: str = "float64", jit: bool = True, matmul_precision: str = "highest") -> None:
+    def __init__(
+        self, dtype: str = "float64", jit: bool = True, matmul_precision: str = "highest", pad: bool = True
+    ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} is not one of {', '.join(DTYPES)}")
         _import_jax()
@@ -221,10 +436,13 @@ class JaxAdapter:
         self.dtype: str = dtype
         self.jit: bool = bool(jit)
         self.matmul_precision: str = matmul_precision
+        self.pad: bool = bool(pad)
 
     def __repr__(self) -> str:
-        return f"JaxAdapter(dtype={self.dtype!r}, jit={self.jit!r}, matmul_precision={self.matmul_precision!r})"
-
+        return (
+            f"JaxAdapter(dtype={self.dtype!r}, jit={self.jit!r}, "
+            f"matmul_precision={self.matmul_precision!r}, pad={self.pad!r})"
+        )
     @contextlib.contextmanager
     def _scope(self) -> Iterator[None]:
         """Enter this adapter's x64 mode and matmul precision for one call, then restore.
@@ -247,8 +465,13 @@ class JaxAdapter:
         with jax.enable_x64(self.dtype == "float64"), jax.default_matmul_precision(self.matmul_precision):
             yield
 
+    @property
+    def padded(self) -> bool:
+        """Return whether calls run the padded functions (``pad`` and ``jit``)."""
+        return self.pad and self.jit
+
     def _functions(self, network: Network) -> _NetworkFunctions:
-        """Return the cached functions for ``network``'s structure in this adapter's settings."""
+        """Return the cached exact-shape functions for ``network``'s structure in this adapter's settings."""
         return _network_functions(
             network.activations, network.loss, network.reduction, self.dtype, self.matmul_precision, self.jit
         )
@@ -257,6 +480,27 @@ class JaxAdapter:
         """Return x (and float targets) in this dtype; class labels as int32."""
         targets = y.astype(np.int32) if network.loss == "cross_entropy" else y.astype(self.dtype)
         return x.astype(self.dtype), targets
+
+    def _jax_layers(self, network: Network, params: Params) -> JaxParams:
+        """Return checked params as JAX layers of this dtype, padded when padding."""
+        layers = to_jax_params(check_params(network, params), self.dtype)
+        return _Padding.of(network, 1).layers(layers, self.dtype) if self.padded else layers
+
+    def _our_params(self, network: Network, layers: JaxParams) -> Params:
+        """Return JAX layers (padded when padding) as our (W, b) pairs, cut to the network's shapes."""
+        return from_jax_params(_unpadded(layers, network) if self.padded else layers)
+
+    def _loss_and_gradients_call(
+        self, network: Network, layers: JaxParams, x: np.ndarray, y: np.ndarray
+    ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """Return the jitted (or eager) function and the arguments that give (J, grads) on (x, y)."""
+        if not self.padded:
+            return self._functions(network).loss_and_gradients, (layers, x, y)
+        padding = _Padding.of(network, len(x))
+        function = _padded_loss_and_gradients_function(
+            network.loss, network.reduction, self.dtype, self.matmul_precision
+        )
+        return function, (layers, padding.structure(network, self.dtype), padding.x(x), padding.y(y), np.int32(len(x)))
 
     def jaxpr(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> str:
         """Return the jaxpr that loss_and_gradients traces for these inputs, as text.
@@ -267,27 +511,34 @@ class JaxAdapter:
         """
         import jax
 
-        layers = to_jax_params(check_params(network, params), self.dtype)
+        layers = self._jax_layers(network, params)
         x, y = self._jax_data(network, *check_data(network, x, y))
+        function, arguments = self._loss_and_gradients_call(network, layers, x, y)
         with self._scope():
-            return str(jax.make_jaxpr(self._functions(network).loss_and_gradients)(layers, x, y))
+            return str(jax.make_jaxpr(function)(*arguments))
 
     def forward(self, network: Network, params: Params, x: np.ndarray) -> np.ndarray:
         """Return the output a_L, shape (m, n_L), as a NumPy array of this dtype."""
-        layers = to_jax_params(check_params(network, params), self.dtype)
+        layers = self._jax_layers(network, params)
         x = check_x(network, x).astype(self.dtype)
         with self._scope():
-            return np.array(self._functions(network).forward(layers, x))
+            if not self.padded:
+                return np.array(self._functions(network).forward(layers, x))
+            padding = _Padding.of(network, len(x))
+            forward = _padded_forward_function(self.dtype, self.matmul_precision)
+            output = forward(layers, padding.structure(network, self.dtype), padding.x(x))
+            return np.array(np.asarray(output)[: len(x), : network.sizes[-1]])
 
     def loss_and_gradients(
         self, network: Network, params: Params, x: np.ndarray, y: np.ndarray
     ) -> tuple[float, Params]:
         """Return ``(J, grads)`` from ``jax.value_and_grad``, grads in our (W, b) layout."""
-        layers = to_jax_params(check_params(network, params), self.dtype)
+        layers = self._jax_layers(network, params)
         x, y = self._jax_data(network, *check_data(network, x, y))
+        function, arguments = self._loss_and_gradients_call(network, layers, x, y)
         with self._scope():
-            value, grads = self._functions(network).loss_and_gradients(layers, x, y)
-            return float(value), from_jax_params(grads)
+            value, grads = function(*arguments)
+            return float(value), self._our_params(network, grads)
 
     def sgd_step(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float) -> Params:
         """Return the params after one ``optax.sgd`` step on (x, y), in our layout."""
@@ -305,14 +556,15 @@ class JaxAdapter:
     ) -> Trajectory:
         """Return the Trajectory of ``optax.sgd`` over ``batches``: each loss taken before its update.
 
-        The batches are followed exactly as given (a partial last batch has
-        its own shape, hence its own compilation, once).
+        The batches are followed exactly as given. Unpadded, a partial last
+        batch has its own shape, hence its own compilation, once; padded,
+        every batch is padded to its bucket and the params stay padded from
+        step to step (their padding gets exactly zero gradients, so it stays 0).
         """
-        layers = to_jax_params(check_params(network, params), self.dtype)
+        layers = self._jax_layers(network, params)
         x, y = self._jax_data(network, *check_data(network, x, y))
         batches = check_batches(batches, x.shape[0])
         rate = np.asarray(check_learning_rate(learning_rate), dtype=self.dtype)
-        loss_and_gradients = self._functions(network).loss_and_gradients
         sgd_update = _sgd_update_function(self.dtype, self.matmul_precision, self.jit)
         with self._scope():
             import optax
@@ -320,7 +572,8 @@ class JaxAdapter:
             state = optax.sgd(rate).init(layers)
             losses = []
             for batch in batches:
-                value, grads = loss_and_gradients(layers, x[batch], y[batch])
+                function, arguments = self._loss_and_gradients_call(network, layers, x[batch], y[batch])
+                value, grads = function(*arguments)
                 layers, state = sgd_update(grads, state, layers, rate)
                 losses.append(value)
-            return Trajectory(losses=np.array(losses, dtype=np.float64), params=from_jax_params(layers))
+            return Trajectory(losses=np.array(losses, dtype=np.float64), params=self._our_params(network, layers))

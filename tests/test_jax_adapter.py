@@ -22,6 +22,7 @@ from adapters.jax_adapter import (  # noqa: E402
     JaxAdapter,
     _forward_pass,
     _network_functions,
+    _padded_loss_and_gradients_function,
     from_jax_params,
     to_jax_params,
 )
@@ -219,22 +220,51 @@ def test_jit_and_eager_give_the_same_numbers(case):
     assert reference.relative_error(output, eager_output) <= FLOAT64_TOLERANCE
 
 
-def test_each_shape_compiles_once(float64_adapter, caplog):
+def _compilations(caplog, name):
+    """Return how many XLA compilations of jit(name) the captured log records."""
+    messages = [record.getMessage() for record in caplog.records]
+    return sum(f"compilation of jit({name})" in message for message in messages)
+
+
+def test_each_shape_compiles_once_unpadded(caplog):
     # A shape no other test uses, so the first call must compile: after that, repeated calls of
     # every method with the same shapes reuse the cached jit objects and their compilations.
+    adapter = JaxAdapter("float64", pad=False)
     network, params, x, y = _random_case("mse", "sum", True, "sigmoid", "tanh", m=7, hidden_sizes=(9,))
-    functions = float64_adapter._functions(network)
+    functions = adapter._functions(network)
     builds = _network_functions.cache_info().misses
     with jax.log_compiles(True), caplog.at_level(logging.WARNING):
         for _ in range(3):
-            float64_adapter.loss_and_gradients(network, params, x, y)
-            float64_adapter.sgd_step(network, params, x, y, 0.1)
-            float64_adapter.train(network, params, x, y, [np.arange(7)] * 2, 0.1)
-    compilations = [record.getMessage() for record in caplog.records if "XLA compilation" in record.getMessage()]
-    assert sum("objective" in message for message in compilations) == 1, compilations
-    assert sum("sgd_update" in message for message in compilations) <= 1, compilations
+            adapter.loss_and_gradients(network, params, x, y)
+            adapter.sgd_step(network, params, x, y, 0.1)
+            adapter.train(network, params, x, y, [np.arange(7)] * 2, 0.1)
+    assert _compilations(caplog, "objective") == 1, caplog.text
+    assert _compilations(caplog, "sgd_update") <= 1, caplog.text
     assert _network_functions.cache_info().misses == builds, "a jit object was rebuilt"
-    assert float64_adapter._functions(network) is functions
+    assert adapter._functions(network) is functions
+
+
+def test_padded_calls_compile_at_most_once(float64_adapter, caplog):
+    # Padded, the shape is the bucket's, which other tests may have compiled already: at most one
+    # compilation each in the first round, none in the next ones, and no jit object rebuilt.
+    network, params, x, y = _random_case("mse", "sum", True, "sigmoid", "tanh", m=7, hidden_sizes=(9,))
+
+    def every_method():
+        float64_adapter.loss_and_gradients(network, params, x, y)
+        float64_adapter.sgd_step(network, params, x, y, 0.1)
+        float64_adapter.train(network, params, x, y, [np.arange(7), np.arange(3)], 0.1)
+        float64_adapter.forward(network, params, x)
+
+    names = ("padded_objective", "sgd_update", "padded_forward")
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        every_method()
+        first_round = [_compilations(caplog, name) for name in names]
+        builds = _padded_loss_and_gradients_function.cache_info().misses
+        every_method()
+        every_method()
+    assert max(first_round) <= 1, caplog.text
+    assert [_compilations(caplog, name) for name in names] == first_round, caplog.text
+    assert _padded_loss_and_gradients_function.cache_info().misses == builds, "a jit object was rebuilt"
 
 
 # ---------------------------------------------------------------- divergences, demonstrated
