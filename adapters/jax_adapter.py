@@ -23,8 +23,9 @@ compilation     ``jax.jit`` (``jit=True``). Padded (``pad=True``, the
                 dtype and precision; every network is padded to a bucket
                 shape and its activations, widths, depth and bias travel as
                 run-time arrays, so JAX compiles once per bucket: six
-                compilations (3 losses x 2 reductions) cover every network
-                of depth <= 8 and width <= 16 on <= 16 samples. Unpadded
+                compilations (3 losses x 2 reductions), one forward and one
+                sgd update per dtype cover every network of depth <= 8 and
+                width <= 16 on <= 16 samples. Unpadded
                 (``pad=False``): the functions are built once per network
                 structure (``_network_functions``) and JAX compiles them once
                 per input shape. The sgd update (``_sgd_update_function``) is
@@ -45,7 +46,9 @@ Why the real numbers are those of the unpadded network:
   on the activation code (one branch runs: the unpadded path's function), or
   ``a = a_in`` for SKIP. So every padded unit's activation is exactly 0,
   whatever the padding of the params holds, and it adds ``0 * w = 0`` to each
-  real sum; ``b * 1 = b`` and ``b * 0 = 0`` are exact.
+  real sum; ``b * 1 = b`` and ``b * 0 = 0`` are exact (a sum of -0 may come
+  out +0: the two compare equal, and every function here maps them to equal
+  values).
 * The loss masks padded samples and output units with ``where=``:
   ``jnp.mean(loss, where=...)`` / ``jnp.sum(loss, where=...)`` sum the real
   entries and divide by their count; cross_entropy passes the real-output mask
@@ -61,10 +64,14 @@ So each real entry is computed from the same real terms plus exact zeros.
 What padding does change is the *order* of those terms' sums: XLA's CPU
 backend chooses its dot kernel (a YNNPACK fusion or Eigen) and the blocking
 of dots and reductions by shape, so a 3x5 @ 5x4 product and the same numbers
-zero-padded to 16x16 are summed in different orders. The two paths therefore
-agree bitwise on bucket-filling shapes only; otherwise they differ by
-rounding, within the suite's tolerance model, which allows any summation
-order (``tests/test_jax_amortisation.py`` shows both).
+zero-padded to 16x16 are summed in different orders. So ``pad=True`` and
+``pad=False`` are bitwise identical only where padding changes no shape
+(depth 8, widths 16, 16 samples; even there the mse and bce loss value is
+its masked sum in another order); elsewhere they differ by rounding (about
+a third of drawn float64 cases, in the last bits), within the suite's
+tolerance model, which allows any summation order. Within the padded path
+the padding is provably inert: garbage in it changes no bit of a result.
+``tests/test_jax_amortisation.py`` checks all of this.
 
 Layout divergence (documented, converted at this boundary): inside JAX the
 params follow the JAX/Flax convention, one ``{"kernel", "bias"}`` dict per
@@ -411,8 +418,9 @@ class JaxAdapter:
 
     ``pad`` (with ``jit``): run every network through the padded functions,
     which compile once per padded shape and loss instead of once per network
-    and batch size, with the same results (see the module docstring);
-    ``pad=False`` runs each network's own exact-shape functions. Eager calls
+    and batch size; their padding contributes exact zeros, and they differ
+    from ``pad=False`` (each network's own exact-shape functions) only in the
+    order XLA sums the real terms (see the module docstring). Eager calls
     (``jit=False``) are never padded.
     """
 
@@ -443,6 +451,7 @@ class JaxAdapter:
             f"JaxAdapter(dtype={self.dtype!r}, jit={self.jit!r}, "
             f"matmul_precision={self.matmul_precision!r}, pad={self.pad!r})"
         )
+
     @contextlib.contextmanager
     def _scope(self) -> Iterator[None]:
         """Enter this adapter's x64 mode and matmul precision for one call, then restore.
