@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check reference adapters conformance tests
 
 bench: $(STAMP)
-	$(BIN)/backprop bench
+	$(BIN)/backprop bench --suite
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
