@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -38,12 +39,21 @@ def blas() -> dict[str, Any] | None:
         return None
 
 
-def positive_int(text: str) -> int:
-    """Return ``text`` as an integer >= 1, for argparse (``type=positive_int``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
+def integer_at_least(minimum: int) -> Callable[[str], int]:
+    """Return an argparse ``type`` that accepts integers >= ``minimum`` and says why it refuses others."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
+#: argparse types for counts (>= 1) and seeds (>= 0).
+positive_int = integer_at_least(1)
+non_negative_int = integer_at_least(0)

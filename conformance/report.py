@@ -58,7 +58,7 @@ from conformance.comparisons import (
     compare_sgd_step,
     compare_train,
 )
-from conformance.machine import blas, cpu_name, package_version
+from conformance.machine import blas, cpu_name, non_negative_int, package_version
 from conformance.strategies import BCE_OUTPUT_SCALES, LAYER_SCALES, Case
 from conformance.tolerances import SAFETY, unit_roundoff
 from reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION
@@ -914,15 +914,6 @@ def _dtypes(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _non_negative(text: str) -> int:
-    """Return ``text`` as an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
 
 
 def _adapter_spec(text: str) -> str:
@@ -971,8 +962,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--dtypes", type=_dtypes, default=list(DTYPES), metavar="LIST",
                         help="comma-separated dtypes for torch and jax (default float32,float64)")
-    parser.add_argument("--seed", type=_non_negative, default=0, help="seed of the sampled networks (default 0)")
-    parser.add_argument("--examples", type=_non_negative, default=DEFAULT_EXAMPLES, metavar="N",
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampled networks (default 0)")
+    parser.add_argument("--examples", type=non_negative_int, default=DEFAULT_EXAMPLES, metavar="N",
                         help=f"number of sampled networks besides the documents' 3 (default {DEFAULT_EXAMPLES})")
     parser.set_defaults(run=run, report_parser=parser)
     return parser
