@@ -17,7 +17,10 @@ from reference.conventions import RELU_DERIVATIVE_AT_ZERO
 
 
 class Activation(NamedTuple):
-    """An activation: ``function(z)`` and ``derivative(z, a)``.
+    """An activation: ``function(z, out=None)`` and ``derivative(z, a)``.
+
+    ``function`` writes into ``out`` when given, an array of z's shape and
+    dtype that is not z (speed: ``reference.backprop``'s workspace).
 
     ``derivative`` takes the output ``a = f(z)`` too, when the caller has it
     (the backward pass stored it in the forward pass), and uses it where that
@@ -31,8 +34,8 @@ class Activation(NamedTuple):
     derivative: Callable[..., np.ndarray]
 
 
-def identity(z: np.ndarray) -> np.ndarray:
-    """Return z."""
+def identity(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Return z itself (nothing is computed, so nothing goes into ``out``)."""
     return z
 
 
@@ -47,14 +50,14 @@ def _exp_minus_abs(z: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.nd
     return sign, np.exp(-scale * sign * z)
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Return 1 / (1 + exp(-z)), without overflow for large |z|.
+def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Return 1 / (1 + exp(-z)), without overflow for large |z|, into ``out`` if given.
 
     With ``t = exp(-|z|)`` (taken on the real part), sigmoid is ``1 / (1 + t)``
     for ``z >= 0`` and ``t / (1 + t)`` below; ``t <= 1`` so nothing overflows.
     """
     sign, t = _exp_minus_abs(z)
-    return np.where(sign > 0, 1.0, t) / (1.0 + t)
+    return np.divide(np.where(sign > 0, 1.0, t), 1.0 + t, out=out)
 
 
 def sigmoid_derivative(z: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
@@ -66,9 +69,9 @@ def sigmoid_derivative(z: np.ndarray, a: np.ndarray | None = None) -> np.ndarray
     return (sigmoid(z) if a is None else a) * sigmoid(-z)
 
 
-def tanh(z: np.ndarray) -> np.ndarray:
-    """Return tanh(z)."""
-    return np.tanh(z)
+def tanh(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Return tanh(z), into ``out`` if given."""
+    return np.tanh(z, out=out)
 
 
 def tanh_derivative(z: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
@@ -80,9 +83,15 @@ def tanh_derivative(z: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
     return 4.0 * t / (1.0 + t) ** 2
 
 
-def relu(z: np.ndarray) -> np.ndarray:
-    """Return max(z, 0), branching on the real part."""
-    return np.where(np.real(z) > 0, z, 0.0)
+def relu(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Return max(z, 0), into ``out`` if given; for complex z, z where its real part is > 0, else 0.
+
+    ``np.maximum`` returns z itself for z > 0 and 0.0 below, as torch.relu and
+    jax.nn.relu do (NaN stays NaN, as there).
+    """
+    if np.iscomplexobj(z):  # maximum would order complex numbers lexicographically
+        return np.where(np.real(z) > 0, z, 0.0)
+    return np.maximum(z, 0.0, out=out)
 
 
 def relu_derivative(z: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:

@@ -19,19 +19,24 @@ work in float64; the underscored ones do the arithmetic on whatever dtype
 they get (complex included, for the complex-step oracle).
 
 Speed, where it shapes a line, is marked "(speed)" in a comment; none of it
-changes a single bit of any result. Two devices recur. A product such as
-``a @ W.T`` lands in a fresh array, which the next operation may overwrite
-instead of allocating another: a new large array costs page faults, often
-more than the arithmetic. ``+ b`` does so explicitly (``out=``); for
-``(delta @ W) * f'`` NumPy does it by itself when the product is a
-temporary of the same shape ("temporary elision", 256 KiB and up). And the
-backward pass hands f' the stored activation, which saves sigmoid' one exp
-(f' itself is computed from z where the output alone would lose digits).
+changes a single bit of any result (``tests/test_bench.py`` compares with a
+plain reimplementation). Two devices recur:
+
+* Every array of a step can be written into a ``Workspace``, the arrays of
+  an earlier step of the same shapes, instead of a fresh one (``out=``).
+  ``reference.train`` does so from its second iteration on. A fresh large
+  array is not free: glibc gives freed memory back to the system, and the
+  next step's arrays fault it in again page by page, which at widths of 1024
+  cost a third of the step. Without a workspace (``out`` of None) NumPy
+  allocates, as usual. relu layers then allocate nothing; sigmoid and tanh
+  still make their temporaries.
+* The backward pass hands f' the stored activation, which saves sigmoid' one
+  exp (f' itself is computed from z where the output alone would lose digits).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,15 +46,38 @@ from reference.network import Network, Params
 from reference.validation import check_data, check_params, check_x
 
 
-def _forward(network: Network, params: Params, x: np.ndarray) -> tuple[list, list]:
-    """Return the pre-activations ``[z_1..z_L]`` and activations ``[a_0..a_L]``."""
+class Workspace(NamedTuple):
+    """The arrays of one forward and backward pass, per layer l = 1..L (index l - 1).
+
+    ``zs`` and ``activations`` hold z_l and a_l (the same array for the
+    identity), ``deltas`` the delta_l of the hidden layers (the output
+    layer's comes from the loss), ``grads`` the (dW_l, db_l) pairs. Passed
+    back in as ``out``, every one of them is overwritten (speed).
+    """
+
+    zs: list
+    activations: list
+    deltas: list
+    grads: Params
+
+    @classmethod
+    def empty(cls, depth: int) -> Workspace:
+        """Return a workspace of Nones: with it, NumPy allocates every array."""
+        return cls([None] * depth, [None] * depth, [None] * depth, [(None, None)] * depth)
+
+
+def _forward(
+    network: Network, params: Params, x: np.ndarray, out: Workspace | None = None
+) -> tuple[list, list]:
+    """Return the pre-activations ``[z_1..z_L]`` and activations ``[a_0..a_L]``, into ``out`` if given."""
+    out = out or Workspace.empty(network.depth)
     zs, activations = [], [x]
-    for (weight, bias), name in zip(params, network.activations):
-        z = activations[-1] @ weight.T
-        if bias is not None:  # z + b, into the fresh product when that keeps its dtype (speed)
+    for index, ((weight, bias), name) in enumerate(zip(params, network.activations)):
+        z = np.matmul(activations[-1], weight.T, out=out.zs[index])
+        if bias is not None:  # z + b, into the product when that keeps its dtype (speed)
             z = np.add(z, bias, out=z) if z.dtype == np.result_type(z, bias) else z + bias
         zs.append(z)
-        activations.append(ACTIVATION_FUNCTIONS[name].function(z))
+        activations.append(ACTIVATION_FUNCTIONS[name].function(z, out=out.activations[index]))
     return zs, activations
 
 
@@ -61,26 +89,43 @@ def _loss(network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> Any
     return value(zs[-1], activations[-1], y) / n
 
 
-def _loss_and_gradients(
-    network: Network, params: Params, x: np.ndarray, y: np.ndarray
-) -> tuple[float, Params]:
-    """Return J and its gradients by the layer-wise chain rule, on unchecked arrays."""
-    zs, activations = _forward(network, params, x)
+def _backprop(
+    network: Network, params: Params, x: np.ndarray, y: np.ndarray, out: Workspace | None = None
+) -> tuple[float, Workspace]:
+    """Return J and every array of the pass, gradients included, by the layer-wise chain rule.
+
+    On unchecked arrays; ``out``, a workspace of the same shapes and dtypes,
+    is overwritten instead of allocating (speed).
+    """
+    out = out or Workspace.empty(network.depth)
+    zs, activations = _forward(network, params, x, out)
     value, output_delta = LOSS_FUNCTIONS[network.loss]
     n = normaliser(network.loss, network.reduction, x.shape[0], network.sizes[-1])
     output_activation = ACTIVATION_FUNCTIONS[network.activations[-1]]
     delta = output_delta(zs[-1], activations[-1], y, output_activation) / n
+    deltas: list = [None] * network.depth
     grads: Params = [None] * network.depth  # type: ignore[list-item]
     for index in reversed(range(network.depth)):
         weight, bias = params[index]
-        d_weight = delta.T @ activations[index]
-        d_bias = delta.sum(axis=0) if bias is not None else None
+        d_weight, d_bias = out.grads[index]
+        d_weight = np.matmul(delta.T, activations[index], out=d_weight)
+        d_bias = None if bias is None else np.sum(delta, axis=0, out=d_bias)
         grads[index] = (d_weight, d_bias)
         if index > 0:
             previous = ACTIVATION_FUNCTIONS[network.activations[index - 1]]
-            # f'_{l-1}(z_{l-1}), given a_{l-1} = activations[index]; one expression, for the elision (speed).
-            delta = (delta @ weight) * previous.derivative(zs[index - 1], activations[index])
-    return float(value(zs[-1], activations[-1], y) / n), grads
+            delta = np.matmul(delta, weight, out=out.deltas[index - 1])
+            # times f'_{l-1}(z_{l-1}), given a_{l-1} = activations[index]; in place, into the product (speed).
+            delta *= previous.derivative(zs[index - 1], activations[index])
+            deltas[index - 1] = delta
+    return float(value(zs[-1], activations[-1], y) / n), Workspace(zs, activations[1:], deltas, grads)
+
+
+def _loss_and_gradients(
+    network: Network, params: Params, x: np.ndarray, y: np.ndarray
+) -> tuple[float, Params]:
+    """Return J and its gradients by the layer-wise chain rule, on unchecked arrays."""
+    value, arrays = _backprop(network, params, x, y)
+    return value, arrays.grads
 
 
 def forward(network: Network, params: Any, x: Any) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.backprop import _loss_and_gradients
+from reference.backprop import Workspace, _backprop
 from reference.network import Network, Params
 from reference.validation import (
     check_batches,
@@ -71,6 +71,26 @@ def _sgd_update_in_place(params: Params, grads: Params, learning_rate: float) ->
     return params
 
 
+def _train_step(
+    network: Network,
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    learning_rate: float,
+    workspace: Workspace | None = None,
+) -> tuple[float, Workspace]:
+    """Return J on (x, y) and the step's arrays, after updating ``params`` in place: one iteration.
+
+    On checked arrays that the caller owns; ``workspace``, the arrays of an
+    earlier step of the same shapes, is overwritten instead of allocating
+    (speed). The numbers are those of ``_loss_and_gradients`` and
+    ``_sgd_update``, bit for bit.
+    """
+    value, arrays = _backprop(network, params, x, y, out=workspace)
+    _sgd_update_in_place(params, arrays.grads, learning_rate)
+    return value, arrays
+
+
 def sgd_step(network: Network, params: Any, x: Any, y: Any, learning_rate: float) -> Params:
     """Return the params after one gradient-descent step on the batch (x, y).
 
@@ -78,9 +98,8 @@ def sgd_step(network: Network, params: Any, x: Any, y: Any, learning_rate: float
     """
     params = check_params(network, params)  # fresh copies: updated in place below
     x, y = check_data(network, x, y)
-    learning_rate = check_learning_rate(learning_rate)
-    _, grads = _loss_and_gradients(network, params, x, y)
-    return _sgd_update_in_place(params, grads, learning_rate)
+    _train_step(network, params, x, y, check_learning_rate(learning_rate))
+    return params
 
 
 def iterations_per_epoch(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
@@ -130,7 +149,11 @@ def train(
     learning_rate = check_learning_rate(learning_rate)
     batches = check_batches(batches, x.shape[0])
     losses = np.empty(len(batches))
+    # The last step's arrays per batch size, overwritten by the next step of that size (speed).
+    workspaces: dict[int, Workspace] = {}
     for iteration, batch in enumerate(batches):
-        losses[iteration], grads = _loss_and_gradients(network, params, x[batch], y[batch])
-        params = _sgd_update_in_place(params, grads, learning_rate)
+        size = len(batch)
+        losses[iteration], workspaces[size] = _train_step(
+            network, params, x[batch], y[batch], learning_rate, workspaces.get(size)
+        )
     return Trajectory(losses=losses, params=params)

@@ -9,6 +9,7 @@ allocations and recomputation, so anything but exact equality is a bug.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -18,9 +19,9 @@ from conformance import bench
 from conformance.cli import main
 from reference import Network
 from reference.activations import ACTIVATION_FUNCTIONS
-from reference.backprop import _forward, _loss, _loss_and_gradients
+from reference.backprop import Workspace, _backprop, _forward, _loss, _loss_and_gradients
 from reference.losses import log_softmax, normaliser, one_hot, softplus
-from reference.training import _sgd_update, _sgd_update_in_place
+from reference.training import _sgd_update, _sgd_update_in_place, _train_step
 
 # -- the straightforward reference: one new array per operation, f'(z) from z -------------
 
@@ -163,6 +164,44 @@ def test_train_equals_straightforward_gradient_descent(problem):
     _assert_same_params(trajectory.params, expected_params, "train")
 
 
+def _workspace_arrays(workspace):
+    pairs = [pair for pair in workspace.grads]
+    return [a for a in [*workspace.zs, *workspace.activations, *workspace.deltas] if a is not None] + [
+        a for pair in pairs for a in pair if a is not None
+    ]
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=str)
+def test_a_train_step_into_the_last_steps_workspace_changes_no_bit_and_allocates_no_layer_array(problem):
+    network, params, x, y = PROBLEMS[problem]
+    owned = [(w.copy(), None if b is None else b.copy()) for w, b in params]
+    expected_params = params
+    workspace = None
+    for step in range(3):
+        plain_value, plain_grads = plain_loss_and_gradients(network, expected_params, x, y)
+        expected_params = plain_sgd_update(expected_params, plain_grads, 0.05)
+        value, arrays = _train_step(network, owned, x, y, 0.05, workspace)
+        assert value == plain_value, f"step {step}: J differs"
+        _assert_same_params(owned, expected_params, f"step {step}")
+        if workspace is not None:  # every array of the step is the last step's, overwritten
+            reused = {id(array) for array in _workspace_arrays(workspace)}
+            fresh = [array.shape for array in _workspace_arrays(arrays) if id(array) not in reused]
+            assert not fresh, f"step {step} allocated arrays of shapes {fresh} instead of reusing its workspace"
+        workspace = arrays
+
+
+def test_a_workspace_holds_every_layer_array_of_the_pass():
+    network, params, x, y = PROBLEMS["tanh/relu/identity mse sum"]
+    _, arrays = _backprop(network, params, x, y)
+    assert isinstance(arrays, Workspace)
+    zs, activations = plain_forward(network, params, x)
+    assert [z.shape for z in arrays.zs] == [z.shape for z in zs]
+    assert [a.shape for a in arrays.activations] == [a.shape for a in activations[1:]]
+    assert arrays.activations[-1] is arrays.zs[-1], "the identity's output is z itself, not a copy"
+    assert [d is None for d in arrays.deltas] == [False] * (network.depth - 1) + [True]
+    assert arrays == Workspace(*arrays) and Workspace.empty(2).grads == [(None, None), (None, None)]
+
+
 @pytest.mark.parametrize(
     "problem", ["tanh/relu/identity mse sum", "identity/sigmoid cross_entropy", "000 2-3-1 sigmoid bce"]
 )
@@ -251,7 +290,7 @@ def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
     assert size["name"] == "2-3-1, batch 1"
     assert size["flops_per_step"] == bench.step_flops(bench.SIZES[0].network, 1)
     results = size["implementations"]
-    assert {"reference sgd_step", "reference core"} <= set(results)
+    assert {"reference sgd_step", "reference train step"} <= set(results)
     for name, result in results.items():
         assert len(result["samples"]) == document["repeats"] == bench.QUICK_REPEATS
         assert result["q1"] <= result["median"] <= result["q3"]
@@ -270,10 +309,48 @@ def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-def test_the_suite_throughput_counts_every_case():
+def test_the_suite_throughput_counts_every_case_in_both_passes():
     result = bench.suite_throughput(3, specs=("reference",))
-    assert result["cases"] == 3
     assert result["adapters"] == ["reference float64"]
-    assert sum(result["outcomes"]["reference float64"].values()) == 3
-    assert result["outcomes"]["reference float64"]["error"] == 0
-    assert result["cases_per_second"] > 0
+    for name in ("first", "repeated"):
+        one_pass = result[name]
+        assert one_pass["cases"] == 3, name
+        assert sum(one_pass["outcomes"]["reference float64"].values()) == 3, name
+        assert one_pass["outcomes"]["reference float64"]["error"] == 0, name
+        assert one_pass["cases_per_second"] > 0, name
+
+
+def test_where_the_environment_pins_openblas_kernels_the_train_step_is_also_timed_on_openblass_own(
+    tmp_path, monkeypatch
+):
+    """OPENBLAS_CORETYPE set: an extra worker runs without it, and the report says which kernels each ran."""
+    from conformance.machine import openblas
+
+    if openblas() is None:
+        pytest.skip("NumPy does not use OpenBLAS here: nothing to pin")
+    # Pinning the kernels this process runs already keeps this safe on any CPU.
+    monkeypatch.setenv(bench.CORETYPE_VARIABLE, os.environ.get(bench.CORETYPE_VARIABLE, openblas()["architecture"]))
+    assert bench.blas_pinned()
+    out = tmp_path / "reports"
+    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    document = json.loads((out / "performance.json").read_text(encoding="utf-8"))
+    (size,) = document["sizes"]
+    name = bench.REFERENCE_TRAIN + bench.OWN_KERNELS
+    assert name in size["implementations"]
+    assert size["implementations"][name]["own_kernels"] is True
+    kernels = document["environment"]["openblas_kernels_by_implementation"]
+    assert kernels[bench.REFERENCE_TRAIN] and kernels[name], kernels
+    assert "numpy_float64" + bench.OWN_KERNELS in document["matmul_peak"]
+    markdown = (out / "performance.md").read_text(encoding="utf-8")
+    assert f"this environment sets {bench.CORETYPE_VARIABLE}=" in markdown
+
+
+def test_without_a_pin_no_extra_worker_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv(bench.CORETYPE_VARIABLE, raising=False)
+    assert not bench.blas_pinned()
+    out = tmp_path / "reports"
+    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    document = json.loads((out / "performance.json").read_text(encoding="utf-8"))
+    (size,) = document["sizes"]
+    assert bench.REFERENCE_TRAIN + bench.OWN_KERNELS not in size["implementations"]
+    assert not any(key.endswith(bench.OWN_KERNELS) for key in document["matmul_peak"])
