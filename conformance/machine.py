@@ -39,6 +39,23 @@ def blas() -> dict[str, Any] | None:
         return None
 
 
+def openblas() -> dict[str, Any] | None:
+    """Return the OpenBLAS this process's NumPy loaded (threadpoolctl's view), or None.
+
+    Keys: ``version``, ``architecture`` (the kernels OpenBLAS runs, e.g.
+    "Haswell" for AVX2 or "SkylakeX" for AVX-512: its own detection at load
+    time unless ``OPENBLAS_CORETYPE`` names them), ``num_threads``.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    for library in threadpool_info():
+        if library.get("internal_api") == "openblas":
+            return {key: library.get(key) for key in ("version", "architecture", "num_threads")}
+    return None
+
+
 def integer_at_least(minimum: int) -> Callable[[str], int]:
     """Return an argparse ``type`` that accepts integers >= ``minimum`` and says why it refuses others."""
 
