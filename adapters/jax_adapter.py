@@ -17,15 +17,16 @@ gradients       ``jax.value_and_grad`` of that loss: reverse-mode autodiff,
 update          ``optax.sgd(learning_rate)``: ``init``, ``update`` and
                 ``optax.apply_updates``, i.e. theta + (-learning_rate * grad).
 compilation     ``jax.jit`` (``jit=True``). Padded (``pad=True``, the
-                default): one loss-and-gradients function per loss,
-                reduction, dtype and precision
-                (``_padded_loss_and_gradients_function``), one forward per
-                dtype and precision; every network is padded to a bucket
-                shape and its activations, widths, depth and bias travel as
-                run-time arrays, so JAX compiles once per bucket: six
-                compilations (3 losses x 2 reductions), one forward and one
+                default): one loss-and-gradients function
+                (``_padded_loss_and_gradients_function``) and one forward
+                per dtype and precision; every network is padded to a bucket
+                shape and its activations, widths, depth and bias
+                (``_Structure``), its loss, reduction and targets
+                (``_Objective``) travel as run-time arrays, so JAX compiles
+                once per bucket: one loss-and-gradients, one forward and one
                 sgd update per dtype cover every network of depth <= 8 and
-                width <= 16 on <= 16 samples. Unpadded
+                width <= 16 on <= 16 samples, of every loss and
+                reduction. Unpadded
                 (``pad=False``): the functions are built once per network
                 structure (``_network_functions``) and JAX compiles them once
                 per input shape. The sgd update (``_sgd_update_function``) is
@@ -49,11 +50,20 @@ Why the real numbers are those of the unpadded network:
   real sum; ``b * 1 = b`` and ``b * 0 = 0`` are exact (a sum of -0 may come
   out +0: the two compare equal, and every function here maps them to equal
   values).
-* The loss masks padded samples and output units with ``where=``:
-  ``jnp.mean(loss, where=...)`` / ``jnp.sum(loss, where=...)`` sum the real
-  entries and divide by their count; cross_entropy passes the real-output mask
-  to optax's ``softmax_cross_entropy_with_integer_labels(where=...)``, so
-  padded logits are left out of the log-sum-exp.
+* The loss is chosen by ``jax.lax.switch`` on its run-time code
+  (``LOSS_CODES``): one branch runs, the unpadded path's optax function. All
+  branches take the same operands, so both kinds of targets travel: float
+  targets padded to (batch, width) and class labels padded to (batch,); the
+  one its loss does not read is zeros, and could hold anything.
+  Each branch masks padded samples and output units with ``where=``: it
+  returns ``jnp.sum(loss, where=real)`` and the count of real entries (every
+  element for mse and bce, every sample for cross_entropy); cross_entropy
+  also passes the real-output mask to optax's
+  ``softmax_cross_entropy_with_integer_labels(where=...)``, so padded logits
+  are left out of the log-sum-exp.
+* The reduction is a run-time divisor: ``J = sum / count`` for mean, which is
+  how ``jnp.mean(loss, where=real)`` computes it (the same sum, the same
+  count, one division), and ``J = sum / 1`` for sum, which is exact.
 * Backward: ``where``'s derivative sends exactly 0 to every masked entry, so
   every padded delta is 0, and with it every gradient of a padded kernel
   entry (``a_pad = 0`` or ``delta_pad = 0`` in ``a^T delta``), padded bias,
@@ -71,6 +81,14 @@ its masked sum in another order); elsewhere they differ by rounding (about
 a third of drawn float64 cases, in the last bits), within the suite's
 tolerance model, which allows any summation order. Within the padded path
 the padding is provably inert: garbage in it changes no bit of a result.
+Against the former padded functions, one compilation per loss and
+reduction, the shared one gives bit for bit the same outputs, gradients, sgd
+steps and trained params; only the loss *value* may differ in its last bits
+(with jaxlib 0.10.2, 6 of 144 seeded networks, bce and float32 cross_entropy,
+when this was written): the elementwise
+terms are the same, but XLA emits their masked sum inside a ``switch``
+branch with another loop than the straight-line fused one, and the
+gradients never read that sum.
 ``tests/test_jax_amortisation.py`` checks all of this.
 
 Layout divergence (documented, converted at this boundary): inside JAX the
@@ -249,6 +267,8 @@ def _sgd_update_function(dtype: str, precision: str, jit: bool) -> Callable[...,
 #: Run-time codes of the activations in the padded functions; ``SKIP`` marks a padding layer.
 ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3}
 SKIP = len(ACTIVATION_CODES)
+#: Run-time codes of the losses in the padded loss-and-gradients function.
+LOSS_CODES = {"mse": 0, "bce": 1, "cross_entropy": 2}
 #: The smallest bucket of a padded width or batch size, and of a padded depth: one bucket holds
 #: every network the fuzzer draws (depth <= 5, widths <= 16, <= 16 samples), at ~0.3 ms a call.
 SMALLEST_WIDTH_BUCKET = 16
@@ -272,6 +292,23 @@ class _Structure(NamedTuple):
     codes: Any
     widths: Any
     bias: Any
+
+
+class _Objective(NamedTuple):
+    """A network's loss, reduction and padded targets as run-time arrays (a pytree of the padded loss).
+
+    ``loss`` is the ``LOSS_CODES`` entry; ``mean`` is 1 for
+    ``reduction="mean"``, 0 for ``"sum"``; ``targets`` are the float targets
+    padded to (batch, width) and ``labels`` the class labels padded to
+    (batch,), the one the loss does not read all zeros; ``samples`` is the
+    real batch size.
+    """
+
+    loss: Any
+    mean: Any
+    targets: Any
+    labels: Any
+    samples: Any
 
 
 class _Padding(NamedTuple):
@@ -319,11 +356,14 @@ class _Padding(NamedTuple):
         padded[: x.shape[0], : x.shape[1]] = x
         return padded
 
-    def y(self, y: np.ndarray) -> np.ndarray:
-        """Return targets zero-padded to (batch, width), or class labels zero-padded to (batch,)."""
-        padded = np.zeros((self.batch, self.width)[: y.ndim], y.dtype)
+    def objective(self, network: Network, y: np.ndarray, dtype: str) -> _Objective:
+        """Return the network's loss, reduction and y: float targets or int32 labels, zero-padded."""
+        targets, labels = np.zeros((self.batch, self.width), dtype), np.zeros(self.batch, np.int32)
+        padded = labels if network.loss == "cross_entropy" else targets
         padded[tuple(slice(0, size) for size in y.shape)] = y
-        return padded
+        return _Objective(
+            np.int32(LOSS_CODES[network.loss]), np.int32(network.reduction == "mean"), targets, labels, np.int32(len(y))
+        )
 
 
 def _unpadded(layers: JaxParams, network: Network) -> JaxParams:
@@ -363,23 +403,61 @@ def _padded_forward_pass(layers: JaxParams, structure: _Structure, x: Any) -> tu
     return z, a
 
 
-def _padded_objective(
-    loss: str, reduction: str, layers: JaxParams, structure: _Structure, x: Any, y: Any, samples: Any
-) -> Any:
-    """Return J over the real samples and output units only: padded ones are masked out (``where=``)."""
+def _masked_sum(elementwise: Any, real: Any) -> tuple[Any, Any]:
+    """Return the sum of the real entries of ``elementwise`` and their count, in its dtype.
+
+    The two halves of ``jnp.mean(elementwise, where=real)``, computed as it
+    computes them (``sum(where=)`` and the mask's sum), so that dividing one by
+    the other gives its bits, and dividing by 1 those of ``jnp.sum(where=)``.
+    """
     import jax.numpy as jnp
+
+    return jnp.sum(elementwise, where=real), jnp.sum(real, dtype=elementwise.dtype)
+
+
+def _padded_loss_branches() -> list[Callable[..., tuple[Any, Any]]]:
+    """Return, in ``LOSS_CODES`` order, each loss's ``_masked_sum`` over the real samples and output units.
+
+    Every branch takes the same operands ``(z, a, objective, real_samples,
+    real_outputs)``, as ``jax.lax.switch`` requires, and reads only the
+    targets its loss uses: the float targets (mse, bce) or the class labels
+    (cross_entropy). Each calls the optax function that the unpadded path's
+    ``_elementwise_loss`` calls, and masks out what the unpadded shapes cut.
+    """
     import optax
 
+    def mse(z: Any, a: Any, objective: _Objective, real_samples: Any, real_outputs: Any) -> tuple[Any, Any]:
+        real = real_samples[:, None] & real_outputs
+        return _masked_sum(optax.squared_error(a, objective.targets), real)
+
+    def bce(z: Any, a: Any, objective: _Objective, real_samples: Any, real_outputs: Any) -> tuple[Any, Any]:
+        real = real_samples[:, None] & real_outputs
+        return _masked_sum(optax.sigmoid_binary_cross_entropy(z, objective.targets), real)
+
+    def cross_entropy(z: Any, a: Any, objective: _Objective, real_samples: Any, real_outputs: Any) -> tuple[Any, Any]:
+        # Padded logits are left out of the log-sum-exp, padded samples out of the sum.
+        elementwise = optax.softmax_cross_entropy_with_integer_labels(z, objective.labels, where=real_outputs)
+        return _masked_sum(elementwise, real_samples)
+
+    branches = {"mse": mse, "bce": bce, "cross_entropy": cross_entropy}
+    return [branches[name] for name in LOSS_CODES]
+
+
+def _padded_objective(layers: JaxParams, structure: _Structure, x: Any, objective: _Objective) -> Any:
+    """Return J over the real samples and output units only, with the loss and reduction of ``objective``.
+
+    ``jax.lax.switch`` runs exactly one loss branch; the reduction is a
+    run-time divisor: the count of real entries (mean) or 1 (sum, exact).
+    """
+    import jax
+    import jax.numpy as jnp
+
     z, a = _padded_forward_pass(layers, structure, x)
-    real_samples = jnp.arange(x.shape[0]) < samples
+    real_samples = jnp.arange(x.shape[0]) < objective.samples
     real_outputs = jnp.broadcast_to(jnp.arange(z.shape[-1]) < structure.widths[-1], z.shape)
-    if loss == "cross_entropy":
-        elementwise = optax.softmax_cross_entropy_with_integer_labels(z, y, where=real_outputs)
-        where = real_samples
-    else:
-        elementwise = _elementwise_loss(loss, z, a, y)
-        where = real_samples[:, None] & real_outputs
-    return jnp.mean(elementwise, where=where) if reduction == "mean" else jnp.sum(elementwise, where=where)
+    branches = _padded_loss_branches()
+    total, count = jax.lax.switch(objective.loss, branches, z, a, objective, real_samples, real_outputs)
+    return total / jnp.where(objective.mean, count, jnp.ones_like(count))
 
 
 @functools.lru_cache(maxsize=16)
@@ -393,18 +471,19 @@ def _padded_forward_function(dtype: str, precision: str) -> Callable[..., Any]:
     return jax.jit(padded_forward)
 
 
-@functools.lru_cache(maxsize=64)
-def _padded_loss_and_gradients_function(loss: str, reduction: str, dtype: str, precision: str) -> Callable[..., Any]:
-    """Return the jitted ``(layers, structure, x, y, samples) -> (J, grads)`` of every network with this loss.
+@functools.lru_cache(maxsize=16)
+def _padded_loss_and_gradients_function(dtype: str, precision: str) -> Callable[..., Any]:
+    """Return the jitted ``(layers, structure, x, objective) -> (J, grads)`` of every network, padded.
 
-    Activations, depth, widths, bias and batch size are run-time arguments
-    (``_Padding``), so JAX compiles once per padded shape: one shape covers
-    every network of depth <= 8 and widths <= 16 on batches of <= 16 samples.
+    Activations, depth, widths, bias, batch size, loss and reduction are all
+    run-time arguments (``_Structure``, ``_Objective``), so JAX compiles once
+    per padded shape: one shape covers every network of depth <= 8 and widths
+    <= 16 on batches of <= 16 samples, whatever its loss and reduction.
     """
     import jax
 
-    def padded_objective(layers: JaxParams, structure: _Structure, x: Any, y: Any, samples: Any) -> Any:
-        return _padded_objective(loss, reduction, layers, structure, x, y, samples)
+    def padded_objective(layers: JaxParams, structure: _Structure, x: Any, objective: _Objective) -> Any:
+        return _padded_objective(layers, structure, x, objective)  # named for jax.log_compiles
 
     return jax.jit(jax.value_and_grad(padded_objective))
 
@@ -417,7 +496,7 @@ class JaxAdapter:
     back as NumPy arrays of ``dtype``; inputs are never modified.
 
     ``pad`` (with ``jit``): run every network through the padded functions,
-    which compile once per padded shape and loss instead of once per network
+    which compile once per padded shape instead of once per network, loss
     and batch size; their padding contributes exact zeros, and they differ
     from ``pad=False`` (each network's own exact-shape functions) only in the
     order XLA sums the real terms (see the module docstring). Eager calls
@@ -506,10 +585,9 @@ class JaxAdapter:
         if not self.padded:
             return self._functions(network).loss_and_gradients, (layers, x, y)
         padding = _Padding.of(network, len(x))
-        function = _padded_loss_and_gradients_function(
-            network.loss, network.reduction, self.dtype, self.matmul_precision
-        )
-        return function, (layers, padding.structure(network, self.dtype), padding.x(x), padding.y(y), np.int32(len(x)))
+        function = _padded_loss_and_gradients_function(self.dtype, self.matmul_precision)
+        structure, objective = padding.structure(network, self.dtype), padding.objective(network, y, self.dtype)
+        return function, (layers, structure, padding.x(x), objective)
 
     def jaxpr(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> str:
         """Return the jaxpr that loss_and_gradients traces for these inputs, as text.

@@ -4,7 +4,8 @@ What is proven here, and why not more (the exactness argument is in the
 module docstring of ``adapters.jax_adapter``):
 
 1. The padding contributes exact zeros. With garbage in every padded entry
-   (params, SKIP layers, absent biases, padded samples, inputs and targets),
+   (params, SKIP layers, absent biases, padded samples, inputs and targets,
+   and all of the targets the loss does not read: labels or float targets),
    the padded functions return bit for bit the same real results as with zero
    padding, and every gradient of the padding is exactly 0. So sgd keeps the
    padding at 0, and ``train`` (params padded from step to step) equals
@@ -25,8 +26,8 @@ module docstring of ``adapters.jax_adapter``):
    of each other, entry by entry, which is asserted; both pass the suite's
    comparisons; and both agree with the reference to 1e-12 on seeded float64
    cases.
-4. Compilation is shared: many networks of one loss and reduction, one
-   compilation.
+4. Compilation is shared: many networks of every loss and reduction, one
+   compilation of each padded function per dtype.
 """
 
 from __future__ import annotations
@@ -129,9 +130,13 @@ def _with_garbage(
 
 
 def _garbage_arguments(network, arguments, rng):
-    """Return the padded functions' arguments with garbage wherever they hold padding."""
-    layers, structure, x, y, samples = arguments
-    m, skipped = int(samples), len(layers) - network.depth
+    """Return the padded functions' arguments with garbage wherever they hold padding.
+
+    The targets the loss does not read (labels for mse and bce, float targets for
+    cross_entropy) are all padding.
+    """
+    layers, structure, x, objective = arguments
+    m, skipped = int(objective.samples), len(layers) - network.depth
     garbage_layers = []
     for index, layer in enumerate(layers):
         real_kernel, real_bias = (slice(0, 0),), (slice(0, 0),)  # a SKIP layer is all padding
@@ -141,9 +146,15 @@ def _garbage_arguments(network, arguments, rng):
             real_bias = (slice(0, n_out if network.bias else 0),)
         kernel = _with_garbage(layer["kernel"], real_kernel, rng)
         garbage_layers.append({"kernel": kernel, "bias": _with_garbage(layer["bias"], real_bias, rng)})
-    real_y = (slice(0, m),) if y.ndim == 1 else (slice(0, m), slice(0, network.sizes[-1]))
+    nothing, labels_read = (slice(0, 0),), network.loss == "cross_entropy"
+    real_targets = nothing if labels_read else (slice(0, m), slice(0, network.sizes[-1]))
+    real_labels = (slice(0, m),) if labels_read else nothing
+    objective = objective._replace(
+        targets=_with_garbage(objective.targets, real_targets, rng),
+        labels=_with_garbage(objective.labels, real_labels, rng, classes=x.shape[1]),
+    )
     x = _with_garbage(x, (slice(0, m), slice(0, network.sizes[0])), rng)
-    return garbage_layers, structure, x, _with_garbage(y, real_y, rng, classes=x.shape[1]), samples
+    return garbage_layers, structure, x, objective
 
 
 def _padding_gradients(network, grads):
@@ -327,10 +338,12 @@ def test_both_paths_match_the_reference_float64(pad):
 # ---------------------------------------------------------------- 4. one compilation for many networks
 
 
-def _distinct_networks(loss: str, reduction: str, count: int, seed: int):
-    """Yield ``count`` seeded (network, params, x, y) of one loss and reduction, all else varied."""
+def _distinct_networks(count: int, seed: int):
+    """Yield ``count`` seeded (network, params, x, y), cycling through every loss and reduction, all else varied."""
     rng = np.random.default_rng(seed)
-    for _ in range(count):
+    objectives = [(loss, reduction) for loss in LOSSES for reduction in REDUCTIONS]
+    for index in range(count):
+        loss, reduction = objectives[index % len(objectives)]
         depth = int(rng.integers(1, 6))
         sizes = [int(size) for size in rng.integers(1, 17, size=depth + 1)]
         sizes[-1] = max(sizes[-1], 2) if loss == "cross_entropy" else sizes[-1]
@@ -343,12 +356,13 @@ def _distinct_networks(loss: str, reduction: str, count: int, seed: int):
         yield network, reference.init_params(network, int(rng.integers(1000))), x, y
 
 
-def test_many_networks_share_one_compilation(caplog):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_many_networks_share_one_compilation(dtype, caplog):
     # A matmul precision no other test uses, so these jit objects are fresh: whatever compiles, this
     # test compiled. (On a CPU the precision changes no number.)
-    adapter = JaxAdapter("float32", matmul_precision="high")
+    adapter = JaxAdapter(dtype, matmul_precision="high")
     builds = _padded_loss_and_gradients_function.cache_info().misses
-    drawn = list(_distinct_networks("bce", "sum", count=30, seed=3))
+    drawn = list(_distinct_networks(count=36, seed=3))
     with jax.log_compiles(True), caplog.at_level(logging.WARNING):
         for network, params, x, y in drawn:
             adapter.loss_and_gradients(network, params, x, y)
@@ -356,8 +370,10 @@ def test_many_networks_share_one_compilation(caplog):
             adapter.train(network, params, x, y, [np.arange(len(x)), np.arange(len(x) // 2 + 1)], 0.1)
     messages = [record.getMessage() for record in caplog.records]
     shapes = {(network.sizes, network.activations, network.bias, len(x)) for network, _, x, _ in drawn}
-    assert len(shapes) == 30, "the networks are not all different"
+    assert len(shapes) == 36, "the networks are not all different"
+    objectives = {(network.loss, network.reduction) for network, *_ in drawn}
+    assert len(objectives) == len(LOSSES) * len(REDUCTIONS), "not every loss and reduction is drawn"
     for name in ("padded_objective", "padded_forward", "sgd_update"):
         compiled = sum(f"compilation of jit({name})" in message for message in messages)
-        assert compiled == 1, f"{name} compiled {compiled} times for 30 networks"
+        assert compiled == 1, f"{name} compiled {compiled} times for 36 networks of every loss and reduction"
     assert _padded_loss_and_gradients_function.cache_info().misses == builds + 1
