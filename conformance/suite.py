@@ -29,28 +29,34 @@ def check(
 ) -> float:
     """Run ``compare`` and require every measurement (of ``quantity``, if given) to pass.
 
-    For a Hypothesis-``drawn`` case the repro snippet is attached with
-    ``note()`` and a case outside the tolerance model is rejected (Hypothesis
-    draws another); for an explicit case the snippet goes into the failure.
+    A case outside the tolerance model is rejected if Hypothesis ``drawn`` it
+    (Hypothesis draws another), and fails if explicit. A runnable repro
+    snippet is built only when the check fails, since formatting every array
+    costs more than drawing the case: for a drawn case it is attached with
+    ``note()`` and the failure re-raised (Hypothesis replays the shrunk failing
+    example at the end, so the note is in its report); for an explicit case it
+    goes into the failure message.
     """
     __tracebackhide__ = True
-    snippet = repro_snippet(case, adapter.spec, _CALLS[compare.__name__])
     if drawn:
         note(f"network: {case.network.describe()}")
-        note(f"repro:\n{snippet}")
     try:
         measurements = compare(adapter, case)
+        if quantity is not None:
+            measurements = [m for m in measurements if m.quantity == quantity]
+        return require(measurements)
     except OutsideModel as reason:
         if drawn:
             note(f"outside the tolerance model: {reason}")
             reject()
         pytest.fail(f"explicit case is outside the tolerance model: {reason}")
-    if quantity is not None:
-        measurements = [m for m in measurements if m.quantity == quantity]
-    try:
-        return require(measurements)
-    except ConformanceError as error:
+    except Exception as error:
+        # A drawn case gets the repro on any failure (the adapter may raise); an explicit one on a ConformanceError.
+        if not drawn and not isinstance(error, ConformanceError):
+            raise
+        snippet = repro_snippet(case, adapter.spec, _CALLS[compare.__name__])
         if drawn:
+            note(f"repro:\n{snippet}")
             raise
         raise ConformanceError(f"{error}\nrepro:\n{snippet}") from None
 
