@@ -93,7 +93,7 @@ QUICK_PEAK_MATMUL_SIZE = 256
 PEAK_REPEATS = 3
 #: The reference may take this many times the fastest float64 framework's step at the large sizes.
 LARGE_SIZE_TARGET = 1.15
-DEFAULT_SUITE_EXAMPLES = 200
+DEFAULT_SUITE_EXAMPLES = 300
 QUICK_SUITE_EXAMPLES = 5
 SUITE_ADAPTERS = ("torch-float64", "jax-float64")
 #: Steps a memory probe runs after its warm-up.
