@@ -346,6 +346,10 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     # Context for a shared machine: the float64 steps, each held to one core.
     Implementation(REFERENCE_PUBLIC + ONE_CORE, "reference", "float64", ReferencePublicStepper, one_core=True),
     Implementation(REFERENCE_TRAIN + ONE_CORE, "reference", "float64", ReferenceTrainStepper, one_core=True),
+    Implementation(
+        REFERENCE_TRAIN + OWN_KERNELS + ONE_CORE, "reference", "float64", ReferenceTrainStepper,
+        one_core=True, own_kernels=True,
+    ),
     Implementation("torch eager float64" + ONE_CORE, "torch", "float64", _torch64, one_core=True),
     Implementation("jax.jit float64" + ONE_CORE, "jax", "float64", _jax64, one_core=True),
 )
