@@ -757,8 +757,10 @@ def suite_throughput(examples: int, specs: Sequence[str] = SUITE_ADAPTERS) -> di
     pass draws the same cases) goes through ``compare_loss_and_gradients`` for
     every adapter in ``specs``; each of those computes the reference's
     gradients, the tolerance model's bounds and the adapter's gradients.
-    The adapters are first warmed up on document 000's network, so that a
-    framework's one-off start-up (JAX's backend) is not counted. Then two
+    The adapters are first warmed up on document 000's network: a
+    framework's one-off start-up (JAX's backend, and the padded adapter's one
+    compilation per dtype, which serves every drawn network) is timed apart,
+    as ``warm_up_seconds``. Then two
     passes over the same cases: the ``first`` pays every compilation JAX
     still needs for them, as a fresh test session does; the ``repeated``
     one finds them all compiled, as every later test of a session does.
@@ -818,14 +820,16 @@ def suite_throughput(examples: int, specs: Sequence[str] = SUITE_ADAPTERS) -> di
             "outcomes": outcomes,
         }
 
-    warm_up = example("000")
+    warm_up, start = example("000"), time.perf_counter()
     for adapter in adapters:
         compare_loss_and_gradients(adapter, Case(warm_up.network, warm_up.params, warm_up.x, warm_up.y))
+    warm_up_seconds = time.perf_counter() - start
     first = one_pass()
     return {
         "adapters": [adapter.label for adapter in adapters],
         "unavailable": unavailable,
         "examples": examples,
+        "warm_up_seconds": warm_up_seconds,
         "first": first,
         "repeated": one_pass(),
     }

@@ -297,11 +297,15 @@ def _suite_lines(suite: dict | None) -> list[str]:
     lines = [
         f"{first['cases']} Hypothesis cases from `conformance.strategies.cases()` (derandomized), each through "
         f"`compare_loss_and_gradients` for {', '.join(suite['adapters'])} (three-way: each compares with the "
-        "reference, within the tolerance model), after a warm-up on document 000's network that starts JAX's "
-        f"backend. First pass, paying every compilation JAX still needs, as a fresh test session does: "
-        f"**{first['cases_per_second']:.0f} cases/s** ({first['seconds']:.2f} s). The same cases again, all "
-        f"compiled, as every later test of a session runs: **{repeated['cases_per_second']:.0f} cases/s** "
-        f"({repeated['seconds']:.2f} s; {repeated['adapter_checks_per_second']:.0f} adapter checks/s).",
+        "reference, within the tolerance model). A warm-up on document 000's network first takes the one-off "
+        f"start-up, {suite['warm_up_seconds']:.2f} s: the frameworks' first calls, JAX's backend and the padded "
+        "JAX adapter's one compilation per dtype, which serves every drawn network. First pass, paying whatever "
+        f"compilation JAX still needs: **{first['cases_per_second']:.0f} cases/s** ({first['seconds']:.2f} s). "
+        "The same cases again, all compiled, as every later test of a session runs: "
+        f"**{repeated['cases_per_second']:.0f} cases/s** ({repeated['seconds']:.2f} s; "
+        f"{repeated['adapter_checks_per_second']:.0f} adapter checks/s). From a cold start, warm-up included, the "
+        f"first pass's {first['cases']} cases run at "
+        f"{first['cases'] / (first['seconds'] + suite['warm_up_seconds']):.0f} cases/s.",
         "",
     ]
     rows = [

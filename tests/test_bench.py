@@ -312,6 +312,7 @@ def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
 def test_the_suite_throughput_counts_every_case_in_both_passes():
     result = bench.suite_throughput(3, specs=("reference",))
     assert result["adapters"] == ["reference float64"]
+    assert result["warm_up_seconds"] > 0
     for name in ("first", "repeated"):
         one_pass = result[name]
         assert one_pass["cases"] == 3, name
