@@ -81,13 +81,6 @@ its masked sum in another order); elsewhere they differ by rounding (about
 a third of drawn float64 cases, in the last bits), within the suite's
 tolerance model, which allows any summation order. Within the padded path
 the padding is provably inert: garbage in it changes no bit of a result.
-Against the former padded functions, one compilation per loss and
-reduction, the shared one gives bit for bit the same outputs, gradients, sgd
-steps and trained params; only the loss *value* may differ in its last bits
-(with jaxlib 0.10.2, in 6 of 144 seeded networks, bce and float32
-cross_entropy): the elementwise terms are the same, but XLA emits their
-masked sum inside a ``switch`` branch with another loop than the
-straight-line fused one, and the gradients never read that sum.
 ``tests/test_jax_amortisation.py`` checks all of this.
 
 Layout divergence (documented, converted at this boundary): inside JAX the
@@ -420,25 +413,25 @@ def _padded_loss_branches() -> list[Callable[..., tuple[Any, Any]]]:
     Every branch takes the same operands ``(z, a, objective, real_samples,
     real_outputs)``, as ``jax.lax.switch`` requires, and reads only the
     targets its loss uses: the float targets (mse, bce) or the class labels
-    (cross_entropy). Each calls the optax function that the unpadded path's
-    ``_elementwise_loss`` calls, and masks out what the unpadded shapes cut.
+    (cross_entropy). mse and bce call the unpadded path's
+    ``_elementwise_loss``; cross_entropy calls its optax function with the
+    real-output mask. Each masks out what the unpadded shapes cut.
     """
     import optax
 
-    def mse(z: Any, a: Any, objective: _Objective, real_samples: Any, real_outputs: Any) -> tuple[Any, Any]:
-        real = real_samples[:, None] & real_outputs
-        return _masked_sum(optax.squared_error(a, objective.targets), real)
+    def elementwise(loss: str) -> Callable[..., tuple[Any, Any]]:
+        def branch(z: Any, a: Any, objective: _Objective, real_samples: Any, real_outputs: Any) -> tuple[Any, Any]:
+            real = real_samples[:, None] & real_outputs
+            return _masked_sum(_elementwise_loss(loss, z, a, objective.targets), real)
 
-    def bce(z: Any, a: Any, objective: _Objective, real_samples: Any, real_outputs: Any) -> tuple[Any, Any]:
-        real = real_samples[:, None] & real_outputs
-        return _masked_sum(optax.sigmoid_binary_cross_entropy(z, objective.targets), real)
+        return branch
 
     def cross_entropy(z: Any, a: Any, objective: _Objective, real_samples: Any, real_outputs: Any) -> tuple[Any, Any]:
         # Padded logits are left out of the log-sum-exp, padded samples out of the sum.
-        elementwise = optax.softmax_cross_entropy_with_integer_labels(z, objective.labels, where=real_outputs)
-        return _masked_sum(elementwise, real_samples)
+        per_sample = optax.softmax_cross_entropy_with_integer_labels(z, objective.labels, where=real_outputs)
+        return _masked_sum(per_sample, real_samples)
 
-    branches = {"mse": mse, "bce": bce, "cross_entropy": cross_entropy}
+    branches = {"mse": elementwise("mse"), "bce": elementwise("bce"), "cross_entropy": cross_entropy}
     return [branches[name] for name in LOSS_CODES]
 
 

@@ -1,30 +1,57 @@
-"""Rendering ``backprop bench``'s document as performance.md: targets, tables, method.
+"""The ``backprop bench`` command: run the measurements, render performance.md, write both files.
 
-Measuring is ``conformance.bench``; this module only reads the document it
-builds (the same dict that becomes performance.json).
+Measuring (and judging the targets) is ``conformance.bench``; this module
+renders the document it builds (the same dict that becomes
+performance.json) and writes the two files atomically.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 from conformance.bench import (
     CORETYPE_VARIABLE,
     DEFAULT_OUT,
+    DEFAULT_REPEATS,
+    DEFAULT_SUITE_EXAMPLES,
     IMPLEMENTATIONS,
-    LARGE_SIZE_TARGET,
+    JSON_FILE,
     LEARNING_RATE,
+    MARKDOWN_FILE,
     MEMORY_PROBE_STEPS,
-    ONE_CORE,
     OWN_KERNELS,
+    PEAK_MATMUL_SIZE,
+    PEAK_REPEATS,
     QUICK_NOTE,
-    REFERENCE_PUBLIC,
-    REFERENCE_TRAIN,
+    QUICK_PEAK_MATMUL_SIZE,
+    QUICK_REPEATS,
+    QUICK_SAMPLE_SECONDS,
+    QUICK_SETTLE_SECONDS,
+    QUICK_SIZES,
+    QUICK_SUITE_EXAMPLES,
+    SAMPLE_SECONDS,
+    SETTLE_SECONDS,
+    SIZES,
     THREAD_GROUPS,
-    _quartiles,
+    _framework_available,
+    _merge_peaks,
+    blas_pinned,
+    environment,
+    machine_peaks,
+    suite_throughput,
+    targets,
+    time_size,
 )
+from conformance.machine import positive_int
 
 
 def command_line(arguments: argparse.Namespace) -> str:
@@ -60,50 +87,6 @@ def _bytes(count: int | None) -> str:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def targets(document: dict) -> list[dict]:
-    """Return the issue's targets, each with the numbers that decide it.
-
-    Large sizes: the reference's train step within LARGE_SIZE_TARGET times
-    the fastest float64 framework's, under the environment's OpenBLAS
-    kernels and, where the environment names them, under OpenBLAS's own
-    choice. Seed sizes: reference.sgd_step faster than torch eager
-    (float64). Judged on the libraries' default threads; the one-core group,
-    and sgd_step at the large sizes (which copies its arguments every call),
-    are reported beside them as context.
-    """
-    checks = []
-    for size in document["sizes"]:
-        results = size["implementations"]
-        for group in THREAD_GROUPS:
-            ratios = size["ratios"].get(group) or {}
-            suffix = ONE_CORE if group == "one core" else ""
-            if size["kind"] == "large":
-                for reference in (REFERENCE_TRAIN, REFERENCE_TRAIN + OWN_KERNELS, REFERENCE_PUBLIC):
-                    name = reference + suffix
-                    if name not in ratios:
-                        continue
-                    ratio = ratios[name]
-                    checks.append({
-                        "size": size["name"], "threads": group, "reference": name,
-                        "against": ratios["fastest_float64_framework"], "target": f"<= {LARGE_SIZE_TARGET}x",
-                        "ratio": ratio["of_medians"],
-                        "per_round": [ratio["per_round_q1"], ratio["per_round_median"], ratio["per_round_q3"]],
-                        "met": ratio["of_medians"] <= LARGE_SIZE_TARGET,
-                        "context": bool(suffix) or name.startswith(REFERENCE_PUBLIC),
-                    })
-            torch_name = "torch eager float64" + suffix
-            if size["kind"] == "seed" and torch_name in results and REFERENCE_PUBLIC + suffix in results:
-                ours, theirs = results[REFERENCE_PUBLIC + suffix], results[torch_name]
-                first, median, third = _quartiles([a / b for a, b in zip(ours["samples"], theirs["samples"])])
-                checks.append({
-                    "size": size["name"], "threads": group, "reference": REFERENCE_PUBLIC + suffix,
-                    "against": torch_name, "target": "< 1x", "ratio": ours["median"] / theirs["median"],
-                    "per_round": [first, median, third], "met": ours["median"] < theirs["median"],
-                    "context": bool(suffix),
-                })
-    return checks
 
 
 def _xla_step_bytes(stats: dict[str, int]) -> int:
@@ -354,3 +337,124 @@ def _method_lines(document: dict) -> list[str]:
         "- GFLOP/s counts the matmuls only: 2 m (2 sum n_in n_out + sum over layers after the first of "
         "n_in n_out) for the forward products, the weight gradients and the backward delta products.",
     ]
+
+
+def _write_atomically(out_dir: Path, files: dict[str, str]) -> None:
+    """Write every file to a temporary name in ``out_dir``, then rename them into place."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    staged = []
+    try:
+        for name, text in files.items():
+            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a report is for everyone to read
+            staged.append((temporary, out_dir / name))
+        for temporary, final in staged:
+            os.replace(temporary, final)
+    finally:
+        for temporary, _ in staged:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    """Time every implementation on every size, optionally the suite, and write the report."""
+    quick = arguments.quick
+    repeats = arguments.repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
+    sample_seconds = QUICK_SAMPLE_SECONDS if quick else SAMPLE_SECONDS
+    settle_seconds = QUICK_SETTLE_SECONDS if quick else SETTLE_SECONDS
+    sizes = [size for size in SIZES if not quick or size.name in QUICK_SIZES]
+    implementations, unavailable = [], {}
+    for implementation in IMPLEMENTATIONS:
+        reason = _framework_available(implementation.family)
+        if quick and implementation.one_core:
+            continue  # the one-thread context is not part of a smoke run
+        if implementation.own_kernels and not blas_pinned():
+            continue  # OpenBLAS chooses its own kernels in every worker already
+        if reason is None:
+            implementations.append(implementation)
+        else:
+            unavailable[implementation.name] = reason
+    load_before = _load_average()
+    peak_size = QUICK_PEAK_MATMUL_SIZE if quick else PEAK_MATMUL_SIZE
+    _log(f"bench: matmul peak ({peak_size}x{peak_size})")
+    peak_before = machine_peaks(peak_size, PEAK_REPEATS, with_torch=not quick)
+    timed = []
+    for size in sizes:
+        _log(f"bench: {size.name}, {len(implementations)} implementations x {repeats} rounds")
+        timed.append(time_size(size, implementations, repeats, sample_seconds, settle_seconds))
+    peak = _merge_peaks(peak_before, machine_peaks(peak_size, PEAK_REPEATS, with_torch=not quick))
+    load_after = _load_average()
+    suite = None
+    if arguments.suite:
+        examples = arguments.suite_examples or (QUICK_SUITE_EXAMPLES if quick else DEFAULT_SUITE_EXAMPLES)
+        _log(f"bench: suite throughput, {examples} cases")
+        suite = suite_throughput(examples)
+    document = {
+        "command": command_line(arguments),
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": quick,
+        "repeats": repeats,
+        "sample_seconds": sample_seconds,
+        "settle_seconds": settle_seconds,
+        "learning_rate": LEARNING_RATE,
+        "environment": environment(timed),
+        "unavailable": unavailable,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "matmul_peak": peak,
+        "sizes": timed,
+        "suite": suite,
+    }
+    document["targets"] = targets(document)
+    out_dir = Path(arguments.out)
+    _write_atomically(out_dir, {
+        JSON_FILE: json.dumps(document, indent=2) + "\n",
+        MARKDOWN_FILE: render_markdown(document),
+    })
+    print(f"wrote {out_dir / MARKDOWN_FILE} and {out_dir / JSON_FILE}")
+    for check in document["targets"]:
+        verdict = "met" if check["met"] else "NOT met"
+        print(f"  {check['size']}: {check['reference']} / {check['against']} = {check['ratio']:.2f} "
+              f"(target {check['target']}): {verdict}")
+    if suite is not None:
+        print(f"  suite: {suite['first']['cases_per_second']:.0f} cases/s on a first pass over "
+              f"{suite['first']['cases']} cases, {suite['repeated']['cases_per_second']:.0f} cases/s repeated")
+    return 0
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add the ``bench`` subcommand to ``commands`` (argparse subparsers) and return its parser."""
+    parser = commands.add_parser(
+        "bench",
+        help="time one training step of the reference, torch eager and jax.jit",
+        description="Time one training step (forward, loss, backward, update) of the reference, torch eager and "
+        "jax.jit at the documents' sizes and two large ones, interleaved; write performance.md and "
+        "performance.json to --out.",
+    )
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT}/)")
+    parser.add_argument("--repeats", type=positive_int, default=None, metavar="N",
+                        help=f"interleaved rounds per size (default {DEFAULT_REPEATS}, {QUICK_REPEATS} with --quick)")
+    parser.add_argument("--suite", action="store_true",
+                        help="also measure the conformance suite's throughput (three-way gradient checks)")
+    parser.add_argument("--suite-examples", type=positive_int, default=None, metavar="N",
+                        help=f"Hypothesis cases for --suite (default {DEFAULT_SUITE_EXAMPLES}, "
+                        f"{QUICK_SUITE_EXAMPLES} with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 2-3-1 at batch 1 only, default threads only, few rounds, short samples")
+    parser.set_defaults(run=run)
+    return parser

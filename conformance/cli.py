@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain_parser.add_argument("--max-terms", type=positive_int, default=8, help="terms shown in full (default 8)")
     explain_parser.set_defaults(run=_explain)
     report.add_parser(commands)
-    from conformance import bench
-    bench.add_parser(commands)
+    from conformance import bench_report
+    bench_report.add_parser(commands)
     return parser
 
 

@@ -6,6 +6,7 @@ import argparse
 import platform
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,10 +51,18 @@ def openblas() -> dict[str, Any] | None:
         from threadpoolctl import threadpool_info
     except ImportError:
         return None
-    for library in threadpool_info():
-        if library.get("internal_api") == "openblas":
-            return {key: library.get(key) for key in ("version", "architecture", "num_threads")}
-    return None
+    # SciPy or torch may load an OpenBLAS of their own: NumPy's lies in numpy/ or its wheel's numpy.libs/.
+    site = Path(np.__file__).parent.parent
+    libraries = [library for library in threadpool_info() if library.get("internal_api") == "openblas"]
+    if not libraries:
+        return None
+    library = min(libraries, key=lambda library: not _within(library.get("filepath"), site, "numpy"))
+    return {key: library.get(key) for key in ("version", "architecture", "num_threads")}
+
+
+def _within(path: str | None, site: Path, package: str) -> bool:
+    """Return whether ``path`` lies in ``site``/``package`` or ``site``/``package``.libs."""
+    return path is not None and Path(path).parent in (site / package, site / f"{package}.libs")
 
 
 def integer_at_least(minimum: int) -> Callable[[str], int]:

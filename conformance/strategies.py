@@ -37,7 +37,10 @@ what matters for backprop:
   scales, batch size, learning rate, schedule.
 
 Shrinking takes the network towards depth 1 and width 1, the edge list towards
-empty, the dead units towards none and the seed towards 0. Strategy objects
+empty and the dead units towards none. The values themselves do not shrink
+towards simple numbers: a smaller seed is just other random values, so a
+shrunk repro carries full-precision floats (which the repro snippet prints
+exactly). Strategy objects
 are built once (at module level, or cached on their bounds), not per draw, so
 Hypothesis validates each one once.
 """
@@ -72,6 +75,9 @@ TINY = 1e-8
 UNIT_EDGES = (0.0, 1.0, -1.0, TINY, -TINY)
 #: Edge values of bce targets in [0, 1], simplest first.
 PROBABILITY_EDGES = (0.0, 1.0, 0.5, TINY, 1.0 - TINY)
+#: One edge code's first digit picks the value from either tuple, so both have this many.
+EDGES_PER_ARRAY = len(UNIT_EDGES)
+assert len(PROBABILITY_EDGES) == EDGES_PER_ARRAY
 #: At most this many entries of a case are set to edge values.
 MAX_EDGES = 3
 
@@ -136,7 +142,7 @@ def _sampled(options: tuple) -> st.SearchStrategy:
 @cache
 def _edge_placements(n_slots: int, largest: int) -> st.SearchStrategy[list[int]]:
     """Return lists of edge codes for ``n_slots`` arrays of at most ``largest`` entries (see ``_place_edge``)."""
-    return st.lists(_integers(0, len(UNIT_EDGES) * n_slots * largest - 1), max_size=MAX_EDGES)
+    return st.lists(_integers(0, EDGES_PER_ARRAY * n_slots * largest - 1), max_size=MAX_EDGES)
 
 
 def _place_edge(code: int, slots: list[_Slot], arrays: list[np.ndarray]) -> None:
@@ -147,7 +153,7 @@ def _place_edge(code: int, slots: list[_Slot], arrays: list[np.ndarray]) -> None
     first array; the array digit comes before the position so that every array
     (x and y as well as the large weight matrices) gets its share of edges.
     """
-    code, edge = divmod(code, len(UNIT_EDGES))
+    code, edge = divmod(code, EDGES_PER_ARRAY)
     code, which = divmod(code, len(slots))
     arrays[which].flat[code % slots[which].size] = slots[which].edges[edge]
 

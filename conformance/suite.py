@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import pytest
@@ -29,15 +30,18 @@ def check(
 ) -> float:
     """Run ``compare`` and require every measurement (of ``quantity``, if given) to pass.
 
-    A case outside the tolerance model is rejected if Hypothesis ``drawn`` it
+    A case outside the tolerance model is rejected if Hypothesis drew it
     (Hypothesis draws another), and fails if explicit. A runnable repro
     snippet is built only when the check fails, since formatting every array
     costs more than drawing the case: for a drawn case it is attached with
     ``note()`` and the failure re-raised (Hypothesis replays the shrunk failing
     example at the end, so the note is in its report); for an explicit case it
-    goes into the failure message.
+    goes into the failure message. The snippet shows the case as it was before
+    the adapter ran: a copy is kept, since an adapter may (wrongly) modify
+    its inputs.
     """
     __tracebackhide__ = True
+    pristine = copy.deepcopy(case)  # microseconds, against the milliseconds of formatting it
     if drawn:
         note(f"network: {case.network.describe()}")
     try:
@@ -54,7 +58,7 @@ def check(
         # A drawn case gets the repro on any failure (the adapter may raise); an explicit one on a ConformanceError.
         if not drawn and not isinstance(error, ConformanceError):
             raise
-        snippet = repro_snippet(case, adapter.spec, _CALLS[compare.__name__])
+        snippet = repro_snippet(pristine, adapter.spec, _CALLS[compare.__name__])
         if drawn:
             note(f"repro:\n{snippet}")
             raise

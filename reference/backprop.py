@@ -28,8 +28,9 @@ plain reimplementation). Two devices recur:
   array is not free: glibc gives freed memory back to the system, and the
   next step's arrays fault it in again page by page, which at widths of 1024
   cost a third of the step. Without a workspace (``out`` of None) NumPy
-  allocates, as usual. relu layers then allocate nothing; sigmoid and tanh
-  still make their temporaries.
+  allocates, as usual. relu layers then make no new float array (only
+  relu's boolean mask of f', an eighth of one); sigmoid and tanh still make
+  their temporaries.
 * The backward pass hands f' the stored activation, which saves sigmoid' one
   exp (f' itself is computed from z where the output alone would lose digits).
 """
@@ -52,7 +53,10 @@ class Workspace(NamedTuple):
     ``zs`` and ``activations`` hold z_l and a_l (the same array for the
     identity), ``deltas`` the delta_l of the hidden layers (the output
     layer's comes from the loss), ``grads`` the (dW_l, db_l) pairs. Passed
-    back in as ``out``, every one of them is overwritten (speed).
+    back in as ``out``, every one of them is overwritten (speed). After
+    ``reference.training._train_step`` the grads hold learning_rate * dJ/dtheta
+    (the update scaled them in place): a workspace is scratch to reuse, not
+    a result to read.
     """
 
     zs: list

@@ -39,7 +39,9 @@ log(0) in bce
     ``adapters.divergences``).
 
 Kinks
-    relu'(0) = 0, as torch and JAX define it.
+    relu'(0) = 0, as torch and JAX define it. relu itself is
+    ``np.maximum(z, 0)``, so relu(NaN) is NaN, as in torch and JAX (inputs
+    are finite; a NaN can only come from an overflow upstream).
 
 Updates
     theta <- theta - learning_rate * dJ/dtheta (plain gradient descent,

@@ -79,12 +79,13 @@ def _train_step(
     learning_rate: float,
     workspace: Workspace | None = None,
 ) -> tuple[float, Workspace]:
-    """Return J on (x, y) and the step's arrays, after updating ``params`` in place: one iteration.
+    """Return J on (x, y) and the step's workspace, after updating ``params`` in place: one iteration.
 
-    On checked arrays that the caller owns; ``workspace``, the arrays of an
-    earlier step of the same shapes, is overwritten instead of allocating
-    (speed). The numbers are those of ``_loss_and_gradients`` and
-    ``_sgd_update``, bit for bit.
+    On checked arrays that the caller owns; ``workspace``, the one an
+    earlier step of the same shapes returned, is overwritten instead of
+    allocating (speed). The returned workspace is scratch for the next step:
+    the update has scaled its grads by the learning rate in place. The
+    params are those of ``_loss_and_gradients`` and ``_sgd_update``, bit for bit.
     """
     value, arrays = _backprop(network, params, x, y, out=workspace)
     _sgd_update_in_place(params, arrays.grads, learning_rate)

@@ -88,7 +88,7 @@ def plain_sgd_update(params, grads, learning_rate):
     ]
 
 
-# -- problems: every activation and loss, exact zeros, and arrays big enough for NumPy's elision --
+# -- problems: every activation and loss, exact zeros, and arrays of more than a few pages --
 
 
 def _problem(sizes, activations, loss, m, bias=True, reduction="mean", scale=1.0, seed=0):
@@ -116,7 +116,7 @@ PROBLEMS = {
     "tanh/relu/identity mse sum": _problem((3, 5, 4, 2), ("tanh", "relu", "identity"), "mse", 6, reduction="sum"),
     "relu/tanh/sigmoid mse, saturated": _problem((3, 6, 6, 2), ("relu", "tanh", "sigmoid"), "mse", 4, scale=8.0),
     "identity/sigmoid cross_entropy": _problem((4, 3, 3), ("sigmoid", "identity"), "cross_entropy", 5),
-    # (300, 300) float64 arrays are 720 KB, past NumPy's 256 KiB elision threshold.
+    # (300, 300) float64 arrays are 720 KB: large blocks, which the allocator maps apart (mmap).
     "wide relu cross_entropy": _problem((40, 300, 300, 10), ("relu", "relu", "identity"), "cross_entropy", 300),
     "wide tanh/sigmoid mse": _problem((20, 300, 300, 3), ("tanh", "sigmoid", "identity"), "mse", 300, bias=False),
 }
@@ -199,7 +199,9 @@ def test_a_workspace_holds_every_layer_array_of_the_pass():
     assert [a.shape for a in arrays.activations] == [a.shape for a in activations[1:]]
     assert arrays.activations[-1] is arrays.zs[-1], "the identity's output is z itself, not a copy"
     assert [d is None for d in arrays.deltas] == [False] * (network.depth - 1) + [True]
-    assert arrays == Workspace(*arrays) and Workspace.empty(2).grads == [(None, None), (None, None)]
+    empty = Workspace.empty(network.depth)
+    assert all(array is None for array in [*empty.zs, *empty.activations, *empty.deltas])
+    assert all(pair == (None, None) for pair in empty.grads)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from conformance.strategies import (
     BCE_OUTPUT_SCALES,
     INPUT_BOUND,
     LAYER_SCALES,
+    PROBABILITY_EDGES,
     TINY,
     TRAINING_SCALES,
     Case,
@@ -158,6 +159,8 @@ def test_bce_targets_reach_exactly_0_and_1():
     # Soft targets (not hard 0/1 labels) are varied probabilities, not a repeated fill value.
     soft = [y for y in bce if y.size >= 4 and not np.all((y == 0.0) | (y == 1.0))]
     assert len(soft) >= 10 and np.median([distinct_fraction(y) for y in soft]) >= 0.9
+    # ... and Hypothesis places PROBABILITY_EDGES in some of them.
+    assert any(np.any(np.isin(y, PROBABILITY_EDGES)) for y in soft)
 
 
 def test_dead_units_occur_in_some_layers_but_not_most():
@@ -269,3 +272,28 @@ def test_a_failing_explicit_case_puts_the_snippet_in_the_message():
     case = Case(network, params, rng.uniform(-2, 2, (4, 2)), rng.uniform(-2, 2, (4, 1)))
     with pytest.raises(ConformanceError, match="repro:\nimport numpy as np"):
         suite.check(adapter, case, compare_loss_and_gradients, drawn=False)
+
+
+class _InputScribblingAdapter:
+    """Wrong gradients, and it writes into the x it is given: the repro must show x as it was."""
+
+    name = "scribbler"
+
+    def loss_and_gradients(self, network, params, x, y):
+        import reference
+
+        value, grads = reference.loss_and_gradients(network, params, x, y)
+        x[...] = 1234.5
+        return value, [(2.0 * weight, None if bias is None else 2.0 * bias) for weight, bias in grads]
+
+
+def test_the_snippet_shows_the_case_before_the_adapter_modified_it():
+    adapter = load_adapter(_InputScribblingAdapter())
+    network = Network((2, 3, 1), ("tanh", "identity"), "mse", bias=False)
+    rng = np.random.default_rng(1)
+    params = [(rng.uniform(-1, 1, (3, 2)), None), (rng.uniform(-1, 1, (1, 3)), None)]
+    case = Case(network, params, rng.uniform(-2, 2, (4, 2)), rng.uniform(-2, 2, (4, 1)))
+    with pytest.raises(ConformanceError) as failure:
+        suite.check(adapter, case, compare_loss_and_gradients, drawn=False)
+    assert np.all(case.x == 1234.5), "the adapter did scribble on its input"
+    assert "1234.5" not in str(failure.value)
