@@ -12,7 +12,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +50,7 @@ from conformance.bench import (
     targets,
     time_size,
 )
+from conformance.files import write_atomically
 from conformance.machine import positive_int
 
 
@@ -339,27 +339,6 @@ def _method_lines(document: dict) -> list[str]:
     ]
 
 
-def _write_atomically(out_dir: Path, files: dict[str, str]) -> None:
-    """Write every file to a temporary name in ``out_dir``, then rename them into place."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
-    staged = []
-    try:
-        for name, text in files.items():
-            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a report is for everyone to read
-            staged.append((temporary, out_dir / name))
-        for temporary, final in staged:
-            os.replace(temporary, final)
-    finally:
-        for temporary, _ in staged:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-
-
 def _load_average() -> list[float] | None:
     try:
         return [round(value, 2) for value in os.getloadavg()]
@@ -422,10 +401,10 @@ def run(arguments: argparse.Namespace) -> int:
     }
     document["targets"] = targets(document)
     out_dir = Path(arguments.out)
-    _write_atomically(out_dir, {
-        JSON_FILE: json.dumps(document, indent=2) + "\n",
-        MARKDOWN_FILE: render_markdown(document),
-    })
+    write_atomically(out_dir, {
+        JSON_FILE: (json.dumps(document, indent=2) + "\n").encode("utf-8"),
+        MARKDOWN_FILE: render_markdown(document).encode("utf-8"),
+    }, last=JSON_FILE)
     print(f"wrote {out_dir / MARKDOWN_FILE} and {out_dir / JSON_FILE}")
     for check in document["targets"]:
         verdict = "met" if check["met"] else "NOT met"

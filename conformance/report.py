@@ -31,9 +31,7 @@ import math
 import os
 import platform
 import re
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +56,7 @@ from conformance.comparisons import (
     compare_sgd_step,
     compare_train,
 )
+from conformance.files import write_atomically
 from conformance.machine import blas, cpu_name, non_negative_int, package_version
 from conformance.strategies import BCE_OUTPUT_SCALES, LAYER_SCALES, Case
 from conformance.tolerances import SAFETY, unit_roundoff
@@ -841,35 +840,6 @@ def draw_figures(document: dict[str, Any]) -> dict[str, bytes]:
 # -- writing, atomically -----------------------------------------------------------------
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and flush it to disk, so a later rename publishes complete bytes."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def write_atomically(out_dir: Path, files: dict[str, bytes]) -> None:
-    """Write ``files`` (name -> bytes) into ``out_dir`` so that no reader ever sees a partial report.
-
-    Everything is written and fsynced into a staging directory beside
-    ``out_dir`` (same file system, so ``os.replace`` is an atomic rename), and
-    only then renamed into place, JSON last. If anything fails before the
-    renames, ``out_dir`` is untouched; the staging directory is always removed.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
-    try:
-        for name, data in files.items():
-            _write_bytes(staging / name, data)
-        out_dir.mkdir(exist_ok=True)
-        for name in sorted(files, key=lambda n: n == JSON_FILE):
-            os.replace(staging / name, out_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def generate(
     out_dir: str | os.PathLike[str],
     adapters: Sequence[str] = DEFAULT_ADAPTER_SPECS,
@@ -898,7 +868,7 @@ def generate(
     files[MARKDOWN_FILE] = render_markdown(blocks).encode("utf-8")
     files[HTML_FILE] = render_html(blocks, images).encode("utf-8")
     files[JSON_FILE] = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8")
-    write_atomically(Path(out_dir), files)
+    write_atomically(Path(out_dir), files, last=JSON_FILE)
     return document
 
 

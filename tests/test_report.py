@@ -13,7 +13,7 @@ import pytest
 
 import reference
 from adapters import AdapterUnavailable, load_adapter
-from conformance import figures, report
+from conformance import figures, files, report
 from conformance.cli import main
 from conformance.strategies import Case
 from reference import Network
@@ -245,7 +245,7 @@ def test_another_seed_gives_other_networks(generated):
 
 def _fail_on_third_write(monkeypatch):
     calls = []
-    original = report._write_bytes
+    original = files._write_bytes
 
     def write(path, data):
         calls.append(path)
@@ -253,7 +253,7 @@ def _fail_on_third_write(monkeypatch):
             raise KeyboardInterrupt("interrupted while writing")
         original(path, data)
 
-    monkeypatch.setattr(report, "_write_bytes", write)
+    monkeypatch.setattr(files, "_write_bytes", write)
 
 
 def _fail_in_a_figure(monkeypatch):
