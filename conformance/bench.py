@@ -362,7 +362,7 @@ def _implementation(name: str) -> Implementation:
     return next(implementation for implementation in IMPLEMENTATIONS if implementation.name == name)
 
 
-def _framework_available(family: str) -> str | None:
+def framework_available(family: str) -> str | None:
     """Return None if ``family``'s modules are installed, else the reason (without importing them)."""
     for module in {"reference": (), "torch": ("torch",), "jax": ("jax", "optax")}[family]:
         if importlib.util.find_spec(module) is None:
@@ -687,7 +687,7 @@ def matmul_peak(size: int, repeats: int, with_torch: bool = True) -> dict:
             a @ b
             times.append(time.perf_counter() - start)
         peaks[f"numpy_{dtype}"] = _gflops(flops, times)
-    if with_torch and _framework_available("torch") is None:
+    if with_torch and framework_available("torch") is None:
         import torch
 
         for dtype in ("float64", "float32"):
@@ -741,7 +741,7 @@ def machine_peaks(size: int, repeats: int, with_torch: bool = True) -> dict:
     return peaks
 
 
-def _merge_peaks(before: dict, after: dict) -> dict:
+def merge_peaks(before: dict, after: dict) -> dict:
     """Return the peak measured before and after the step timings: the best of both, and both medians."""
     merged: dict[str, Any] = {"matrix_size": before["matrix_size"], "repeats": 2 * before["repeats"]}
     for key in before:
@@ -895,10 +895,11 @@ def environment(timed: Sequence[dict] = ()) -> dict:
     torch's thread count is the one its default-thread workers reported in
     ``timed``: this process need not import torch.
     """
+    library = openblas()
     threads: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "numpy_openblas": (openblas() or {}).get("num_threads"),
+        "numpy_openblas": None if library is None else library["num_threads"],
         "environment_variables": {
             name: os.environ[name]
             for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS", CORETYPE_VARIABLE)
@@ -918,7 +919,7 @@ def environment(timed: Sequence[dict] = ()) -> dict:
         "cpu": cpu_name(),
         "versions": {name: package_version(name) for name in PACKAGES},
         "numpy_blas": blas(),
-        "openblas": openblas(),
+        "openblas": library,
         "openblas_kernels_by_implementation": kernels,
         "threads": threads,
     }

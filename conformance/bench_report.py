@@ -41,11 +41,11 @@ from conformance.bench import (
     SETTLE_SECONDS,
     SIZES,
     THREAD_GROUPS,
-    _framework_available,
-    _merge_peaks,
     blas_pinned,
     environment,
+    framework_available,
     machine_peaks,
+    merge_peaks,
     suite_throughput,
     targets,
     time_size,
@@ -359,7 +359,7 @@ def run(arguments: argparse.Namespace) -> int:
     sizes = [size for size in SIZES if not quick or size.name in QUICK_SIZES]
     implementations, unavailable = [], {}
     for implementation in IMPLEMENTATIONS:
-        reason = _framework_available(implementation.family)
+        reason = framework_available(implementation.family)
         if quick and implementation.one_core:
             continue  # the one-thread context is not part of a smoke run
         if implementation.own_kernels and not blas_pinned():
@@ -376,7 +376,7 @@ def run(arguments: argparse.Namespace) -> int:
     for size in sizes:
         _log(f"bench: {size.name}, {len(implementations)} implementations x {repeats} rounds")
         timed.append(time_size(size, implementations, repeats, sample_seconds, settle_seconds))
-    peak = _merge_peaks(peak_before, machine_peaks(peak_size, PEAK_REPEATS, with_torch=not quick))
+    peak = merge_peaks(peak_before, machine_peaks(peak_size, PEAK_REPEATS, with_torch=not quick))
     load_after = _load_average()
     suite = None
     if arguments.suite:
