@@ -34,7 +34,7 @@ clean:
 SEEDS ?= $(shell seq 1 20)
 sweep: $(STAMP)
 	@failed=0; for seed in $(SEEDS); do \
-	  if $(BIN)/python -m pytest --pyargs conformance -q -p no:cacheprovider -n auto \
+	  if $(BIN)/python -m pytest --pyargs backprop_conformance -q -p no:cacheprovider -n auto \
 	       --hypothesis-profile=dev --hypothesis-seed=$$seed > .sweep-$$seed.log 2>&1; \
 	  then echo "seed $$seed: pass ($$(tail -1 .sweep-$$seed.log))"; rm -f .sweep-$$seed.log; \
 	  else echo "seed $$seed: FAIL, see .sweep-$$seed.log"; failed=$$((failed + 1)); fi; \

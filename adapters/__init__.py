@@ -5,17 +5,23 @@ Importing this package never imports a framework: ``TorchAdapter`` and
 ``AdapterUnavailable`` (the suite skips them) when it is missing.
 """
 
-from adapters.jax_adapter import JaxAdapter
-from adapters.loading import (
+from backprop_conformance.adapters.jax_adapter import JaxAdapter
+from backprop_conformance.adapters.loading import (
     BUILTIN_ADAPTERS,
     DEFAULT_ADAPTERS,
     ENTRY_POINT_GROUP,
     available_adapters,
     load_adapter,
 )
-from adapters.protocol import Adapter, AdapterError, AdapterProtocol, AdapterUnavailable, Trajectory
-from adapters.reference_adapter import ReferenceAdapter
-from adapters.torch_adapter import TorchAdapter
+from backprop_conformance.adapters.protocol import (
+    Adapter,
+    AdapterError,
+    AdapterProtocol,
+    AdapterUnavailable,
+    Trajectory,
+)
+from backprop_conformance.adapters.reference_adapter import ReferenceAdapter
+from backprop_conformance.adapters.torch_adapter import TorchAdapter
 
 __all__ = [
     "BUILTIN_ADAPTERS",

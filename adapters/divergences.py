@@ -33,7 +33,8 @@ DIVERGENCES: tuple[Divergence, ...] = (
         what_we_do=(
             "The reference uses relu'(0) = 0 (reference.conventions.RELU_DERIVATIVE_AT_ZERO). The strategies "
             "draw dead units (zero rows of W and b) so z is exactly 0 and the convention is checked; a z "
-            "within rounding of 0 but not exactly 0 is ambiguous and not compared (conformance.tolerances)."
+            "within rounding of 0 but not exactly 0 is ambiguous and not compared "
+            "(backprop_conformance.suite.tolerances)."
         ),
         demonstrated_by=(
             "tests/test_torch_adapter.py::test_relu_derivative_at_zero_is_zero_in_torch_as_in_the_reference",
@@ -56,7 +57,7 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "The reference computes bce from z as softplus(z) - y z: exact, never log(0) "
             "(reference.conventions). The suite does not compare bce outputs with min(p, 1 - p) < sqrt(u) "
             "(float32: |z| > 8.3, float64: |z| > 18.4): outside the promise, documented in "
-            "conformance.tolerances. Inside, the loss bound includes BCELoss's u / (1 - p) conditioning."
+            "backprop_conformance.suite.tolerances. Inside, the loss bound includes BCELoss's u / (1 - p) conditioning."
         ),
         demonstrated_by=(
             "tests/test_torch_adapter.py::test_bce_loss_is_clamped_at_100_where_sigmoid_rounds_to_1",

@@ -7,17 +7,17 @@ import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
-from adapters.protocol import Adapter, AdapterError, AdapterUnavailable
+from backprop_conformance.adapters.protocol import Adapter, AdapterError, AdapterUnavailable
 
 ENTRY_POINT_GROUP = "backprop_conformance.adapters"
 
 #: Built-in adapters by name: (module, class, keyword arguments).
 BUILTIN_ADAPTERS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "reference": ("adapters.reference_adapter", "ReferenceAdapter", {}),
-    "torch-float32": ("adapters.torch_adapter", "TorchAdapter", {"dtype": "float32"}),
-    "torch-float64": ("adapters.torch_adapter", "TorchAdapter", {"dtype": "float64"}),
-    "jax-float32": ("adapters.jax_adapter", "JaxAdapter", {"dtype": "float32"}),
-    "jax-float64": ("adapters.jax_adapter", "JaxAdapter", {"dtype": "float64"}),
+    "reference": ("backprop_conformance.adapters.reference_adapter", "ReferenceAdapter", {}),
+    "torch-float32": ("backprop_conformance.adapters.torch_adapter", "TorchAdapter", {"dtype": "float32"}),
+    "torch-float64": ("backprop_conformance.adapters.torch_adapter", "TorchAdapter", {"dtype": "float64"}),
+    "jax-float32": ("backprop_conformance.adapters.jax_adapter", "JaxAdapter", {"dtype": "float32"}),
+    "jax-float64": ("backprop_conformance.adapters.jax_adapter", "JaxAdapter", {"dtype": "float64"}),
 }
 BUILTIN_ADAPTERS["torch"] = BUILTIN_ADAPTERS["torch-float64"]
 BUILTIN_ADAPTERS["jax"] = BUILTIN_ADAPTERS["jax-float64"]

@@ -33,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from reference.network import Network, Params
+from backprop_conformance.reference.network import Network, Params
 
 DTYPES = ("float32", "float64")
 REQUIRED_METHODS = ("loss_and_gradients",)

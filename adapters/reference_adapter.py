@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import reference
-from reference.network import Network, Params
+from backprop_conformance import reference
+from backprop_conformance.reference.network import Network, Params
 
 
 class ReferenceAdapter:

@@ -27,9 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from adapters.protocol import DTYPES, AdapterUnavailable, Trajectory
-from reference.network import Network, Params
-from reference.validation import check_batches, check_data, check_learning_rate, check_params, check_x
+from backprop_conformance.adapters.protocol import DTYPES, AdapterUnavailable, Trajectory
+from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.validation import (
+    check_batches,
+    check_data,
+    check_learning_rate,
+    check_params,
+    check_x,
+)
 
 if TYPE_CHECKING:
     import torch

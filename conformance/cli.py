@@ -1,4 +1,4 @@
-"""The ``backprop`` command (also ``python -m conformance``)."""
+"""The ``backprop`` command (also ``python -m backprop_conformance``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from conformance import check, report
-from conformance.machine import positive_int
-from reference import loss_and_gradients, train
-from reference.conventions import parameter_name
-from reference.seeds import EXAMPLES, example, explain
+from backprop_conformance.common.arguments import positive_int
+from backprop_conformance.reference import loss_and_gradients, train
+from backprop_conformance.reference.conventions import parameter_name
+from backprop_conformance.reference.seeds import EXAMPLES, example, explain
+from backprop_conformance.report import command as report_command
+from backprop_conformance.suite import check
 
 
 def _print_seeds(arguments: argparse.Namespace) -> int:
@@ -41,7 +42,7 @@ def _print_seeds(arguments: argparse.Namespace) -> int:
 
 def _framework_values(case: object, kind: str, layer: int, index: tuple[int, ...]) -> list[tuple[str, str]]:
     """Return (adapter, value or reason) for torch's and JAX's autograd of one parameter."""
-    from adapters.loading import available_adapters
+    from backprop_conformance.adapters.loading import available_adapters
 
     values = []
     for spec, adapter in available_adapters(("torch-float64", "jax-float64")).items():
@@ -55,7 +56,7 @@ def _framework_values(case: object, kind: str, layer: int, index: tuple[int, ...
 
 def _explain(arguments: argparse.Namespace) -> int:
     """Print one weight's chain rule factor by factor, and the frameworks' autograd values."""
-    from reference.explain import parse_weight
+    from backprop_conformance.reference.explain import parse_weight
 
     case = example(arguments.network)
     weight = arguments.weight or case.weight
@@ -68,7 +69,7 @@ def _explain(arguments: argparse.Namespace) -> int:
     print(f"document {case.key}: {case.title}")
     trace = explain(case.network, case.params, x, y, weight)
     print(trace.render(max_terms=arguments.max_terms))
-    from conformance.strategies import Case
+    from backprop_conformance.suite.case import Case
 
     batch = Case(case.network, case.params, x, y)
     for spec, value in _framework_values(batch, kind, layer, index):
@@ -96,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain_parser.add_argument("--max-terms", type=positive_int, default=8, help="terms shown in full (default 8)")
     explain_parser.set_defaults(run=_explain)
-    report.add_parser(commands)
-    from conformance import bench_report
-    bench_report.add_parser(commands)
+    report_command.add_parser(commands)
+    from backprop_conformance.bench import command as bench_command
+
+    bench_command.add_parser(commands)
     return parser
 
 

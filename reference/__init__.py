@@ -4,17 +4,17 @@ Imports NumPy and the standard library only. Conventions (layouts, losses,
 kinks, schedules) are written down in ``reference.conventions``.
 """
 
-from reference.backprop import forward, loss, loss_and_gradients
-from reference.explain import ChainTerm, Explanation, explain
-from reference.network import Network, Params, init_params
-from reference.oracles import (
+from backprop_conformance.reference.backprop import forward, loss, loss_and_gradients
+from backprop_conformance.reference.explain import ChainTerm, Explanation, explain
+from backprop_conformance.reference.network import Network, Params, init_params
+from backprop_conformance.reference.oracles import (
     chain_rule_gradients,
     complex_step_gradients,
     finite_difference_gradients,
     relative_error,
     worst_relative_error,
 )
-from reference.training import Trajectory, batch_schedule, iterations_per_epoch, sgd_step, train
+from backprop_conformance.reference.training import Trajectory, batch_schedule, iterations_per_epoch, sgd_step, train
 
 __all__ = [
     "ChainTerm",

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reference.conventions import RELU_DERIVATIVE_AT_ZERO
+from backprop_conformance.reference.conventions import RELU_DERIVATIVE_AT_ZERO
 
 
 class Activation(NamedTuple):

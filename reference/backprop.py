@@ -41,10 +41,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from reference.activations import ACTIVATION_FUNCTIONS
-from reference.losses import LOSS_FUNCTIONS, normaliser
-from reference.network import Network, Params
-from reference.validation import check_data, check_params, check_x
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS
+from backprop_conformance.reference.losses import LOSS_FUNCTIONS, normaliser
+from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.validation import check_data, check_params, check_x
 
 
 class Workspace(NamedTuple):

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from reference.activations import ACTIVATION_FUNCTIONS
-from reference.backprop import _forward, _loss_and_gradients
-from reference.losses import bce_probability_gradient, log_softmax, normaliser, one_hot
-from reference.network import Network
-from reference.validation import check_data, check_params
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS
+from backprop_conformance.reference.backprop import _forward, _loss_and_gradients
+from backprop_conformance.reference.losses import bce_probability_gradient, log_softmax, normaliser, one_hot
+from backprop_conformance.reference.network import Network
+from backprop_conformance.reference.validation import check_data, check_params
 
 _WEIGHT = re.compile(r"^\s*([Wb])(\d+)\s*\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]\s*$")
 MAX_TERMS = 4096

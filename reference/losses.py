@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.activations import Activation, sigmoid
+from backprop_conformance.reference.activations import Activation, sigmoid
 
 
 def softplus(z: np.ndarray) -> np.ndarray:

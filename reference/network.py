@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.conventions import (
+from backprop_conformance.reference.conventions import (
     ACTIVATIONS,
     LOSSES,
     REDUCTIONS,

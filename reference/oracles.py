@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from reference.backprop import _loss
-from reference.conventions import parameter_name
-from reference.losses import normaliser
-from reference.network import Network, Params
-from reference.validation import check_data, check_params
+from backprop_conformance.reference.backprop import _loss
+from backprop_conformance.reference.conventions import parameter_name
+from backprop_conformance.reference.losses import normaliser
+from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.validation import check_data, check_params
 
 COMPLEX_STEP = 1e-30
 

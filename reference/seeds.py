@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.explain import Explanation, explain
-from reference.network import Network, Params, init_params
-from reference.training import batch_schedule
+from backprop_conformance.reference.explain import Explanation, explain
+from backprop_conformance.reference.network import Network, Params, init_params
+from backprop_conformance.reference.training import batch_schedule
 
 __all__ = ["EXAMPLES", "Example", "Explanation", "example", "explain"]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from reference.backprop import Workspace, _backprop
-from reference.network import Network, Params
-from reference.validation import (
+from backprop_conformance.reference.backprop import Workspace, _backprop
+from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.validation import (
     check_batches,
     check_data,
     check_learning_rate,

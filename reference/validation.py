@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from reference.conventions import parameter_name
-from reference.network import Network, Params
+from backprop_conformance.reference.conventions import parameter_name
+from backprop_conformance.reference.network import Network, Params
 
 
 def _float_array(value: Any, field: str) -> np.ndarray:

@@ -178,7 +178,7 @@ class PartialBatchOverFullSize(CorrectNumpy):
     name = "bug: last partial batch averaged over the full batch size"
 
     def train(self, network, params, x, y, batches, learning_rate):
-        from adapters.protocol import Trajectory
+        from backprop_conformance.adapters.protocol import Trajectory
 
         full = len(batches[0])
         losses = []

@@ -12,9 +12,14 @@ Works under pytest-xdist: each worker ships its log to the controller.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import pytest
+
+#: Top-level names the package must never be imported under. In this repository its folders sit
+#: on sys.path (pytest's rootdir), so ``import reference`` would work here and nowhere else.
+STRAY_TOP_LEVEL_NAMES = ("reference", "adapters")
 
 
 @dataclass
@@ -53,6 +58,23 @@ class AgreementLog:
             f"{title}: worst relative error {a.worst:.1e} over {a.examples} examples (worst at {a.worst_case})"
             for title, a in sorted(self.comparisons.items())
         ]
+
+
+@pytest.fixture(autouse=True)
+def _no_import_outside_the_package_root():
+    """Fail any test after which a module was imported as ``reference...`` or ``adapters...``.
+
+    pytest itself imports the suite's test modules from ``conformance/`` as
+    ``conformance.suite.*``; any other ``conformance.*`` is stray too.
+    """
+    yield
+    stray = sorted(
+        name for name in list(sys.modules)
+        if name.split(".")[0] in STRAY_TOP_LEVEL_NAMES
+        or (name.split(".")[0] == "conformance" and name not in ("conformance", "conformance.suite")
+            and not name.startswith(("conformance.suite.test_", "conformance.suite.conftest")))
+    )
+    assert not stray, f"imported outside backprop_conformance: {stray}"
 
 
 _AGREEMENT_LOG = pytest.StashKey[AgreementLog]()

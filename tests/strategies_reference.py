@@ -18,11 +18,11 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from reference import Network, Params
-from reference.activations import ACTIVATION_FUNCTIONS
-from reference.backprop import _forward
-from reference.conventions import LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION
-from reference.losses import normaliser, one_hot
+from backprop_conformance.reference import Network, Params
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS
+from backprop_conformance.reference.backprop import _forward
+from backprop_conformance.reference.conventions import LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION
+from backprop_conformance.reference.losses import normaliser, one_hot
 
 SMOOTH_ACTIVATIONS = ("identity", "sigmoid", "tanh")
 ALL_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")

@@ -14,14 +14,14 @@ import os
 import numpy as np
 import pytest
 
-import reference
-from conformance import bench
-from conformance.cli import main
-from reference import Network
-from reference.activations import ACTIVATION_FUNCTIONS
-from reference.backprop import Workspace, _backprop, _forward, _loss, _loss_and_gradients
-from reference.losses import log_softmax, normaliser, one_hot, softplus
-from reference.training import _sgd_update, _sgd_update_in_place, _train_step
+from backprop_conformance import reference
+from backprop_conformance.bench import peaks, plan, suite_speed
+from backprop_conformance.cli import main
+from backprop_conformance.reference import Network
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS
+from backprop_conformance.reference.backprop import Workspace, _backprop, _forward, _loss, _loss_and_gradients
+from backprop_conformance.reference.losses import log_softmax, normaliser, one_hot, softplus
+from backprop_conformance.reference.training import _sgd_update, _sgd_update_in_place, _train_step
 
 # -- the straightforward reference: one new array per operation, f'(z) from z -------------
 
@@ -252,18 +252,18 @@ def test_the_updates_agree_and_sgd_update_touches_nothing_it_is_given():
 
 def test_step_flops_counts_forward_weight_and_delta_products():
     # 2-3-1 at batch 4: forward 4 (6 + 3), dW 4 (6 + 3), delta 4 * 3 (second layer only); 2 flops each.
-    assert bench.step_flops(Network((2, 3, 1), "sigmoid", "mse"), 4) == 2 * 4 * (2 * 9 + 3)
+    assert plan.step_flops(Network((2, 3, 1), "sigmoid", "mse"), 4) == 2 * 4 * (2 * 9 + 3)
 
 
 def test_every_bench_implementation_takes_the_reference_step(tmp_path):
     """A benchmark of a wrong step is worthless: each implementation's first step matches sgd_step."""
-    size = bench.SIZES[2]  # 4-2-2-1 at batch 16
-    params, x, y = bench.bench_data(size)
-    expected = reference.sgd_step(size.network, params, x, y, bench.LEARNING_RATE)
-    for implementation in bench.IMPLEMENTATIONS:
-        if bench.framework_available(implementation.family) is not None:
+    size = plan.SIZES[2]  # 4-2-2-1 at batch 16
+    params, x, y = plan.bench_data(size)
+    expected = reference.sgd_step(size.network, params, x, y, plan.LEARNING_RATE)
+    for implementation in plan.IMPLEMENTATIONS:
+        if plan.framework_available(implementation.family) is not None:
             continue
-        stepper = implementation.build(size.network, params, x, y, bench.LEARNING_RATE)
+        stepper = implementation.build(size.network, params, x, y, plan.LEARNING_RATE)
         stepper.steps(1)
         bound = 1e-13 if implementation.dtype == "float64" else 1e-5
         error = reference.worst_relative_error(stepper.params(), expected)
@@ -290,11 +290,11 @@ def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
     assert document["matmul_peak"]["numpy_float64"]["best_gflops"] > 0
     (size,) = document["sizes"]
     assert size["name"] == "2-3-1, batch 1"
-    assert size["flops_per_step"] == bench.step_flops(bench.SIZES[0].network, 1)
+    assert size["flops_per_step"] == plan.step_flops(plan.SIZES[0].network, 1)
     results = size["implementations"]
     assert {"reference sgd_step", "reference train step"} <= set(results)
     for name, result in results.items():
-        assert len(result["samples"]) == document["repeats"] == bench.QUICK_REPEATS
+        assert len(result["samples"]) == document["repeats"] == plan.QUICK_REPEATS
         assert result["q1"] <= result["median"] <= result["q3"]
         assert result["agreement_after_one_step"] <= (1e-13 if result["dtype"] == "float64" else 1e-5), name
     assert all(result["threads"] == "default" for result in results.values()), "--quick runs default threads only"
@@ -312,7 +312,7 @@ def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
 
 
 def test_the_suite_throughput_counts_every_case_in_both_passes():
-    result = bench.suite_throughput(3, specs=("reference",))
+    result = suite_speed.suite_throughput(3, specs=("reference",))
     assert result["adapters"] == ["reference float64"]
     assert result["warm_up_seconds"] > 0
     for name in ("first", "repeated"):
@@ -327,33 +327,33 @@ def test_where_the_environment_pins_openblas_kernels_the_train_step_is_also_time
     tmp_path, monkeypatch
 ):
     """OPENBLAS_CORETYPE set: an extra worker runs without it, and the report says which kernels each ran."""
-    from conformance.machine import openblas
+    from backprop_conformance.common.machine import openblas
 
     if openblas() is None:
         pytest.skip("NumPy does not use OpenBLAS here: nothing to pin")
     # Pinning the kernels this process runs already keeps this safe on any CPU.
-    monkeypatch.setenv(bench.CORETYPE_VARIABLE, os.environ.get(bench.CORETYPE_VARIABLE, openblas()["architecture"]))
-    assert bench.blas_pinned()
+    monkeypatch.setenv(plan.CORETYPE_VARIABLE, os.environ.get(plan.CORETYPE_VARIABLE, openblas()["architecture"]))
+    assert peaks.blas_pinned()
     out = tmp_path / "reports"
     assert main(["bench", "--quick", "--out", str(out)]) == 0
     document = json.loads((out / "performance.json").read_text(encoding="utf-8"))
     (size,) = document["sizes"]
-    name = bench.REFERENCE_TRAIN + bench.OWN_KERNELS
+    name = plan.REFERENCE_TRAIN + plan.OWN_KERNELS
     assert name in size["implementations"]
     assert size["implementations"][name]["own_kernels"] is True
     kernels = document["environment"]["openblas_kernels_by_implementation"]
-    assert kernels[bench.REFERENCE_TRAIN] and kernels[name], kernels
-    assert "numpy_float64" + bench.OWN_KERNELS in document["matmul_peak"]
+    assert kernels[plan.REFERENCE_TRAIN] and kernels[name], kernels
+    assert "numpy_float64" + plan.OWN_KERNELS in document["matmul_peak"]
     markdown = (out / "performance.md").read_text(encoding="utf-8")
-    assert f"this environment sets {bench.CORETYPE_VARIABLE}=" in markdown
+    assert f"this environment sets {plan.CORETYPE_VARIABLE}=" in markdown
 
 
 def test_without_a_pin_no_extra_worker_runs(tmp_path, monkeypatch):
-    monkeypatch.delenv(bench.CORETYPE_VARIABLE, raising=False)
-    assert not bench.blas_pinned()
+    monkeypatch.delenv(plan.CORETYPE_VARIABLE, raising=False)
+    assert not peaks.blas_pinned()
     out = tmp_path / "reports"
     assert main(["bench", "--quick", "--out", str(out)]) == 0
     document = json.loads((out / "performance.json").read_text(encoding="utf-8"))
     (size,) = document["sizes"]
-    assert bench.REFERENCE_TRAIN + bench.OWN_KERNELS not in size["implementations"]
-    assert not any(key.endswith(bench.OWN_KERNELS) for key in document["matmul_peak"])
+    assert plan.REFERENCE_TRAIN + plan.OWN_KERNELS not in size["implementations"]
+    assert not any(key.endswith(plan.OWN_KERNELS) for key in document["matmul_peak"])

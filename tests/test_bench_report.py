@@ -1,4 +1,4 @@
-"""The bench's judgement of its targets (``conformance.bench.targets``) and performance.md's rendering.
+"""The bench's judgement of its targets (``conformance.targets``) and performance.md's rendering.
 
 A synthetic document, built like the one ``backprop bench`` measures, pins
 down which rows are targets and which context, and which peak each
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import bench
-from conformance.bench_report import render_markdown
+from backprop_conformance.bench import measure, plan
+from backprop_conformance.bench.render import render_markdown
+from backprop_conformance.bench.targets import targets
 
-PINNED_TRAIN = bench.REFERENCE_TRAIN
-OWN_TRAIN = bench.REFERENCE_TRAIN + bench.OWN_KERNELS
+PINNED_TRAIN = plan.REFERENCE_TRAIN
+OWN_TRAIN = plan.REFERENCE_TRAIN + plan.OWN_KERNELS
 JAX64 = "jax.jit float64"
 
 
@@ -31,12 +32,12 @@ def _large_size(pinned_ms, own_ms, public_ms, jax_ms):
     results = {
         PINNED_TRAIN: _result("reference", pinned_ms),
         OWN_TRAIN: _result("reference", own_ms, own_kernels=True, kernels="SkylakeX"),
-        bench.REFERENCE_PUBLIC: _result("reference", public_ms),
+        plan.REFERENCE_PUBLIC: _result("reference", public_ms),
         JAX64: _result("jax", jax_ms),
     }
     size = {"name": "1024-1024-1024-1024-10, batch 256", "kind": "large", "network": "n", "batch": 256,
             "flops_per_step": int(4.31e9), "implementations": results, "errors": {}}
-    size["ratios"] = {group: bench._ratios(results, group) for group in bench.THREAD_GROUPS}
+    size["ratios"] = {group: measure._ratios(results, group) for group in plan.THREAD_GROUPS}
     return size
 
 
@@ -45,37 +46,37 @@ def _document(size):
     own_peak = {"best_gflops": 176.0, "median_gflops_before": 170.0, "median_gflops_after": 175.0}
     document = {
         "command": "backprop bench", "generated": "2026-12-01 20:00 UTC", "quick": False, "repeats": 3,
-        "sample_seconds": 0.06, "settle_seconds": 0.25, "learning_rate": bench.LEARNING_RATE,
+        "sample_seconds": 0.06, "settle_seconds": 0.25, "learning_rate": plan.LEARNING_RATE,
         "environment": {
             "python": "3.11.7", "platform": "Linux", "cpu": "AMD EPYC",
             "versions": {"numpy": "2.4.6", "torch": None, "jax": "0.10.2"},
             "openblas": {"version": "0.3.31", "architecture": "Haswell", "num_threads": 2},
             "openblas_kernels_by_implementation": {PINNED_TRAIN: "Haswell", OWN_TRAIN: "SkylakeX"},
             "threads": {"cpu_count": 2, "numpy_openblas": 2,
-                        "environment_variables": {bench.CORETYPE_VARIABLE: "Haswell"}},
+                        "environment_variables": {plan.CORETYPE_VARIABLE: "Haswell"}},
         },
         "unavailable": {}, "load_average_before": [0.1, 0.1, 0.1], "load_average_after": [0.1, 0.1, 0.1],
         "matmul_peak": {"matrix_size": 2048, "repeats": 6, "numpy_float64": peak,
-                        "numpy_float64" + bench.OWN_KERNELS: own_peak},
+                        "numpy_float64" + plan.OWN_KERNELS: own_peak},
         "sizes": [size], "suite": None,
     }
-    document["targets"] = bench.targets(document)
+    document["targets"] = targets(document)
     return document
 
 
 def test_the_train_steps_are_the_targets_and_sgd_step_is_context():
     checks = {check["reference"]: check for check in _document(_large_size(45.0, 30.0, 63.0, 33.0))["targets"]}
-    assert set(checks) == {PINNED_TRAIN, OWN_TRAIN, bench.REFERENCE_PUBLIC}
+    assert set(checks) == {PINNED_TRAIN, OWN_TRAIN, plan.REFERENCE_PUBLIC}
     assert checks[PINNED_TRAIN]["ratio"] == pytest.approx(45.0 / 33.0)
     assert not checks[PINNED_TRAIN]["met"] and not checks[PINNED_TRAIN]["context"]
     assert checks[OWN_TRAIN]["met"] and not checks[OWN_TRAIN]["context"]
-    assert checks[bench.REFERENCE_PUBLIC]["context"]
+    assert checks[plan.REFERENCE_PUBLIC]["context"]
     assert all(check["against"] == JAX64 for check in checks.values())
 
 
 def test_a_ratio_at_the_target_meets_it_and_just_above_does_not():
-    at = _document(_large_size(33.0 * bench.LARGE_SIZE_TARGET, 30.0, 63.0, 33.0))["targets"]
-    above = _document(_large_size(33.0 * bench.LARGE_SIZE_TARGET * 1.001, 30.0, 63.0, 33.0))["targets"]
+    at = _document(_large_size(33.0 * plan.LARGE_SIZE_TARGET, 30.0, 63.0, 33.0))["targets"]
+    above = _document(_large_size(33.0 * plan.LARGE_SIZE_TARGET * 1.001, 30.0, 63.0, 33.0))["targets"]
     assert next(c for c in at if c["reference"] == PINNED_TRAIN)["met"]
     assert not next(c for c in above if c["reference"] == PINNED_TRAIN)["met"]
 
@@ -83,9 +84,9 @@ def test_a_ratio_at_the_target_meets_it_and_just_above_does_not():
 def test_performance_md_marks_context_says_which_kernels_ran_and_picks_each_rows_peak():
     markdown = render_markdown(_document(_large_size(45.0, 30.0, 63.0, 33.0)))
     assert f"| {PINNED_TRAIN} | {JAX64} | <= 1.15x | 1.36 |" in markdown
-    context_row = f"| {bench.REFERENCE_PUBLIC} | {JAX64} | <= 1.15x | 1.91 | [1.91, 1.91, 1.91] | **no** (context) |"
+    context_row = f"| {plan.REFERENCE_PUBLIC} | {JAX64} | <= 1.15x | 1.91 | [1.91, 1.91, 1.91] | **no** (context) |"
     assert context_row in markdown
-    assert f"this environment sets {bench.CORETYPE_VARIABLE}=Haswell" in markdown and "(SkylakeX)" in markdown
+    assert f"this environment sets {plan.CORETYPE_VARIABLE}=Haswell" in markdown and "(SkylakeX)" in markdown
     row = next(line for line in markdown.splitlines() if line.startswith("| 1024") and "GFLOP" not in line
                and "%" in line)
     # The pinned train step (95.8 GFLOP/s) against the pinned peak (110), the rest against the own-kernel one (176).

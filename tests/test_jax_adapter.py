@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import subprocess
 import sys
@@ -15,21 +16,21 @@ pytest.importorskip("optax")
 
 import jax.numpy as jnp  # noqa: E402
 
-import reference  # noqa: E402
-import reference.seeds  # noqa: E402
-from adapters import Adapter, AdapterUnavailable, jax_adapter, load_adapter  # noqa: E402
-from adapters.jax_adapter import (  # noqa: E402
-    JaxAdapter,
+import backprop_conformance.reference.seeds  # noqa: E402, F401
+from backprop_conformance import reference  # noqa: E402
+from backprop_conformance.adapters import Adapter, AdapterUnavailable, load_adapter  # noqa: E402
+from backprop_conformance.adapters.jax_adapter import JaxAdapter  # noqa: E402
+from backprop_conformance.adapters.jax_functions import (  # noqa: E402
     _forward_pass,
     _network_functions,
-    _padded_loss_and_gradients_function,
     from_jax_params,
     to_jax_params,
 )
-from reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION  # noqa: E402
+from backprop_conformance.adapters.jax_padded import _padded_loss_and_gradients_function  # noqa: E402
+from backprop_conformance.reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION  # noqa: E402
 
 FLOAT64_TOLERANCE = 1e-12
-# TODO(tolerances): use conformance.tolerances
+# TODO(tolerances): use suite.tolerances
 FLOAT32_TOLERANCE = 1e-4
 
 DOCUMENTS = ("000", "001", "002")
@@ -417,7 +418,7 @@ def test_missing_jax_makes_the_adapter_unavailable(monkeypatch):
     def no_optax(name):
         raise ImportError(f"No module named {name!r}")
 
-    monkeypatch.setattr(jax_adapter.importlib, "import_module", no_optax)
+    monkeypatch.setattr(importlib, "import_module", no_optax)
     with pytest.raises(AdapterUnavailable, match=r"pip install 'backprop-conformance\[jax\]'"):
         JaxAdapter()
 

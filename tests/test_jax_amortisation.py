@@ -21,7 +21,7 @@ module docstring of ``adapters.jax_adapter``):
    product and its 16x16 padding sum the same real terms in different orders
    (on 300 drawn float64 cases about a third of the gradients differ in the
    last bits). What holds there is what the tolerance model
-   (``conformance.tolerances``) proves for every summation order: each path is
+   (``suite.tolerances``) proves for every summation order: each path is
    within SAFETY x bound of exact math, so they are within 2 x SAFETY x bound
    of each other, entry by entry, which is asserted; both pass the suite's
    comparisons; and both agree with the reference to 1e-12 on seeded float64
@@ -42,21 +42,21 @@ from hypothesis import strategies as st
 jax = pytest.importorskip("jax")
 pytest.importorskip("optax")
 
-import reference  # noqa: E402
-import reference.seeds  # noqa: E402
-from adapters import Adapter  # noqa: E402
-from adapters.jax_adapter import (  # noqa: E402
-    JaxAdapter,
+import backprop_conformance.reference.seeds  # noqa: E402, F401
+from backprop_conformance import reference  # noqa: E402
+from backprop_conformance.adapters import Adapter  # noqa: E402
+from backprop_conformance.adapters.jax_adapter import JaxAdapter  # noqa: E402
+from backprop_conformance.adapters.jax_padded import (  # noqa: E402
     _padded_forward_function,
     _padded_loss_and_gradients_function,
     _unpadded,
 )
-from conformance.assertions import require  # noqa: E402
-from conformance.comparisons import OutsideModel, compare_loss_and_gradients, compare_train  # noqa: E402
-from conformance.strategies import LAYER_SCALES, cases, training_cases  # noqa: E402
-from conformance.tolerances import SAFETY, ambiguity, error_bounds, gamma, unit_roundoff, update_bounds  # noqa: E402
-from reference.backprop import _loss_and_gradients  # noqa: E402
-from reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION  # noqa: E402
+from backprop_conformance.reference.backprop import _loss_and_gradients  # noqa: E402
+from backprop_conformance.reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION  # noqa: E402
+from backprop_conformance.suite.assertions import require  # noqa: E402
+from backprop_conformance.suite.comparisons import OutsideModel, compare_loss_and_gradients, compare_train  # noqa: E402
+from backprop_conformance.suite.strategies import LAYER_SCALES, cases, training_cases  # noqa: E402
+from backprop_conformance.suite.tolerances import SAFETY, ambiguity, error_bounds, gamma, unit_roundoff, update_bounds  # noqa: E402
 
 DTYPES = ("float64", "float32")
 FLOAT64_TOLERANCE = 1e-12

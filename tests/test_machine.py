@@ -1,4 +1,4 @@
-"""What ``conformance.machine`` reads off the machine."""
+"""What ``common.machine`` reads off the machine."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ def test_the_openblas_reported_is_numpys_even_beside_scipys():
     pytest.importorskip("scipy.linalg")  # loads SciPy's own OpenBLAS next to NumPy's
     import threadpoolctl
 
-    from conformance.machine import openblas
+    from backprop_conformance.common.machine import openblas
 
     numpy_library = next(
         library for library in threadpoolctl.threadpool_info()

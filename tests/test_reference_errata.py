@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-import reference
-from reference.backprop import _forward
-from reference.seeds import example
+from backprop_conformance import reference
+from backprop_conformance.reference.backprop import _forward
+from backprop_conformance.reference.seeds import example
 
 
 def _sigmoid(h: float) -> float:

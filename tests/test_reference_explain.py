@@ -13,9 +13,9 @@ import pytest
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
-import reference
-from reference import Network
-from reference.seeds import example
+from backprop_conformance import reference
+from backprop_conformance.reference import Network
+from backprop_conformance.reference.seeds import example
 from tests.strategies_reference import ALL_ACTIVATIONS, ROUNDING_FLOOR, draw_problem, gradient_magnitudes
 
 EXPLAIN_TOLERANCE = 1e-13

@@ -7,10 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import reference
+from backprop_conformance import reference
 
 REFERENCE_DIRECTORY = Path(reference.__file__).parent
 ALLOWED_OUTSIDE_THE_STANDARD_LIBRARY = {"numpy", "reference", "__future__"}
+
+
+def _top_level(module: str) -> str:
+    """Return the import's top-level name; ``backprop_conformance.<package>`` counts as that package."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "backprop_conformance" and len(parts) > 1 else parts[0]
 
 
 def _imported_top_level_modules(path: Path) -> list[tuple[int, str]]:
@@ -18,9 +24,9 @@ def _imported_top_level_modules(path: Path) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+            found += [(node.lineno, _top_level(alias.name)) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            found.append((node.lineno, "reference" if node.level > 0 else node.module.split(".")[0]))
+            found.append((node.lineno, "reference" if node.level > 0 else _top_level(node.module)))
     return found
 
 
@@ -40,13 +46,18 @@ def test_the_import_walk_sees_numpy_and_would_see_a_framework(tmp_path):
     """The walk is not vacuous: it finds numpy in backprop.py and would flag a framework."""
     assert "numpy" in {module for _, module in _imported_top_level_modules(REFERENCE_DIRECTORY / "backprop.py")}
     sample = tmp_path / "sample.py"
-    sample.write_text("import os.path\nfrom torch import nn\nfrom . import losses\nimport jax.numpy as jnp\n")
-    assert _imported_top_level_modules(sample) == [(1, "os"), (2, "torch"), (3, "reference"), (4, "jax")]
+    sample.write_text(
+        "import os.path\nfrom torch import nn\nfrom . import losses\nimport jax.numpy as jnp\n"
+        "from backprop_conformance.reference import network\nfrom backprop_conformance.suite import plugin\n"
+    )
+    assert _imported_top_level_modules(sample) == [
+        (1, "os"), (2, "torch"), (3, "reference"), (4, "jax"), (5, "reference"), (6, "suite"),
+    ]
 
 
 def test_importing_reference_loads_no_framework_or_test_library():
     code = (
-        "import sys, reference, reference.seeds\n"
+        "import sys\nfrom backprop_conformance import reference\nimport backprop_conformance.reference.seeds\n"
         "loaded = {'torch', 'jax', 'hypothesis', 'pytest', 'scipy'} & {m.split('.')[0] for m in sys.modules}\n"
         "print(sorted(loaded))\n"
     )

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-import reference
-from reference import Network
+from backprop_conformance import reference
+from backprop_conformance.reference import Network
 
 X = np.array([[0.5, -1.0], [1.5, 0.25], [-0.75, 2.0]])  # m = 3 samples
 

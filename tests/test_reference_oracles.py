@@ -20,8 +20,8 @@ import numpy as np
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
-import reference
-from reference.backprop import _forward
+from backprop_conformance import reference
+from backprop_conformance.reference.backprop import _forward
 from tests.strategies_reference import (
     ALL_ACTIVATIONS,
     ROUNDING_FLOOR,

@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pytest
 
-import reference
-from reference import Network
+from backprop_conformance import reference
+from backprop_conformance.reference import Network
 
 ONE_WEIGHT_TANH_MSE = Network((1, 1), "tanh", "mse", bias=False)
 ONE_WEIGHT_SIGMOID_MSE = Network((1, 1), "sigmoid", "mse", bias=False)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reference
-from reference.seeds import example
+from backprop_conformance import reference
+from backprop_conformance.reference.seeds import example
 
 
 def _ceil_division(numerator: int, denominator: int) -> int:

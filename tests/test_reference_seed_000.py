@@ -15,9 +15,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-import reference
-from reference import Network
-from reference.seeds import example
+from backprop_conformance import reference
+from backprop_conformance.reference import Network
+from backprop_conformance.reference.seeds import example
 
 NETWORK_000 = Network((2, 3, 1), ("sigmoid", "sigmoid"), "bce", bias=False)
 

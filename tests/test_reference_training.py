@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-import reference
-from reference.seeds import example
+from backprop_conformance import reference
+from backprop_conformance.reference.seeds import example
 from tests.strategies_reference import ALL_ACTIVATIONS, draw_problem
 
 

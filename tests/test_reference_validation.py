@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import reference
-from reference import Network
+from backprop_conformance import reference
+from backprop_conformance.reference import Network
 
 SIGMOID_BCE = Network((2, 3, 1), ("sigmoid", "sigmoid"), "bce", bias=False)  # document 000
 TANH_MSE = Network((2, 3, 1), ("tanh", "identity"), "mse", bias=True)

@@ -11,15 +11,22 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-import reference
-from adapters import AdapterUnavailable, load_adapter
-from conformance import figures, files, report
-from conformance.cli import main
-from conformance.strategies import Case
-from reference import Network
-from reference.conventions import ACTIVATIONS
+from backprop_conformance import reference
+from backprop_conformance.adapters import AdapterUnavailable, load_adapter
+from backprop_conformance.cli import main
+from backprop_conformance.common import files
+from backprop_conformance.reference import Network
+from backprop_conformance.reference.conventions import ACTIVATIONS
+from backprop_conformance.report import figures
+from backprop_conformance.report.cases import SweepCase, _stratified, describe_network, sampled_cases
+from backprop_conformance.report.document import FIGURE_FILES, REPORT_SCHEMA
+from backprop_conformance.report.publish import HTML_FILE, JSON_FILE, MARKDOWN_FILE, generate
+from backprop_conformance.report.records import LoadedAdapter, compare_case, expand_specs
+from backprop_conformance.report.render_html import render_html
+from backprop_conformance.suite.case import Case
+from backprop_conformance.suite.comparisons import QUANTITIES
 
-SCHEMA = json.loads((Path(report.__file__).parent / "report_schema.json").read_text())
+SCHEMA = json.loads(REPORT_SCHEMA.read_text())
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The tiny sweep: the reference always runs; torch and jax join in float32 where installed.
 SPECS = ("reference", "torch", "jax")
@@ -52,7 +59,7 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
 def generated(tmp_path_factory):
     """Return (out_dir, document) of the tiny sweep, generated once for this module."""
     out = tmp_path_factory.mktemp("first") / "reports"
-    return out, report.generate(out, SPECS, DTYPES, seed=0, examples=EXAMPLES)
+    return out, generate(out, SPECS, DTYPES, seed=0, examples=EXAMPLES)
 
 
 # -- adapters with something missing or wrong, for the verdicts ---------------------------
@@ -89,7 +96,7 @@ class DoubledGradients:
 
 def test_json_validates_against_the_schema(generated):
     out, document = generated
-    written = json.loads((out / report.JSON_FILE).read_text())
+    written = json.loads((out / JSON_FILE).read_text())
     _validate(written)
     assert written == json.loads(json.dumps(document))
     assert next(iter(written)) == "environment"
@@ -104,7 +111,7 @@ def test_records_cover_every_network_adapter_and_quantity(generated):
     seen = collections.Counter((r["network"], r["adapter"], r["quantity"]) for r in document["records"])
     for network in document["networks"]:
         for spec in available:
-            for quantity in report.QUANTITIES:
+            for quantity in QUANTITIES:
                 assert seen[(network["id"], spec, quantity)] == 1, (network["id"], spec, quantity)
     assert {s["adapter"] for s in document["summary"]} == set(available)
 
@@ -116,7 +123,7 @@ def test_the_reference_against_itself_is_exact(generated):
 
 
 def test_the_default_frameworks_expand_per_dtype():
-    specs = report.expand_specs(["torch", "jax", "reference", "torch-float32"], ["float64", "float32"])
+    specs = expand_specs(["torch", "jax", "reference", "torch-float32"], ["float64", "float32"])
     assert specs == ["torch-float64", "torch-float32", "jax-float64", "jax-float32", "reference"]
 
 
@@ -124,7 +131,7 @@ def test_the_default_frameworks_expand_per_dtype():
 
 
 def test_the_sample_is_seeded_and_stratified():
-    first, again = report.sampled_cases(7, 24), report.sampled_cases(7, 24)
+    first, again = sampled_cases(7, 24), sampled_cases(7, 24)
     for one, other in zip(first, again):
         assert one.case.network == other.case.network
         np.testing.assert_array_equal(one.case.x, other.case.x)
@@ -134,7 +141,7 @@ def test_the_sample_is_seeded_and_stratified():
     assert set(collections.Counter(n.depth for n in networks).values()) <= {4, 5}
     free_first_layer = [n for n in networks if n.depth > 1 or n.loss == "mse"]
     assert {n.activations[0] for n in free_first_layer} == set(ACTIVATIONS)
-    kinds = collections.Counter(report.describe_network(c)["schedule"] for c in first)
+    kinds = collections.Counter(describe_network(c)["schedule"] for c in first)
     assert kinds == {"partial": 8, "exact": 8, "drop_last": 8}
     assert all(len(c.case.batches) >= 2 for c in first)
 
@@ -147,16 +154,16 @@ def test_outside_model_is_recorded_with_its_reason():
     network = Network((1, 1), ("sigmoid",), "bce")
     case = Case(network, [(np.array([[50.0]]), np.array([0.0]))], np.array([[1.0]]), np.array([[1.0]]), 0.1,
                 [np.array([0])])
-    loaded = report.LoadedAdapter("reference", load_adapter("reference"))
-    records = report.compare_case(loaded, report.SweepCase("sample-01", "test", case))
+    loaded = LoadedAdapter("reference", load_adapter("reference"))
+    records = compare_case(loaded, SweepCase("sample-01", "test", case))
     assert {r["verdict"] for r in records} == {"outside model"}
     assert all("saturated bce" in r["message"] for r in records)
 
 
 def test_unavailable_crashing_and_wrong_adapters(tmp_path):
     specs = [f"{__name__}:Unavailable", f"{__name__}:Crashing", f"{__name__}:DoubledGradients"]
-    document = report.generate(tmp_path / "out", specs, ["float64"], seed=0, examples=0)
-    _validate(json.loads((tmp_path / "out" / report.JSON_FILE).read_text()))
+    document = generate(tmp_path / "out", specs, ["float64"], seed=0, examples=0)
+    _validate(json.loads((tmp_path / "out" / JSON_FILE).read_text()))
     unavailable = document["environment"]["adapters"][0]
     assert unavailable["status"] == "unavailable" and "not installed" in unavailable["reason"]
     verdicts = collections.defaultdict(set)
@@ -168,7 +175,7 @@ def test_unavailable_crashing_and_wrong_adapters(tmp_path):
     assert verdicts[(specs[2], "loss")] == {"pass"}
     failing = next(r for r in document["records"] if r["verdict"] == "fail")
     assert "differs" in failing["message"] and "load_adapter(" in failing["repro"]
-    markdown = (tmp_path / "out" / report.MARKDOWN_FILE).read_text()
+    markdown = (tmp_path / "out" / MARKDOWN_FILE).read_text()
     assert "boom" in markdown and "```python" in markdown
     assert "load_adapter('tests.test_report:DoubledGradients')" in markdown
 
@@ -178,31 +185,31 @@ def test_unavailable_crashing_and_wrong_adapters(tmp_path):
 
 def test_markdown_says_it_is_generated_and_shows_the_summary_first(generated):
     out, _ = generated
-    markdown = (out / report.MARKDOWN_FILE).read_text()
+    markdown = (out / MARKDOWN_FILE).read_text()
     assert markdown.splitlines()[0].startswith("<!-- generated by `make report`")
     assert markdown.index("## Summary") < markdown.index("## Figures") < markdown.index("## Worst cases")
     assert "| adapter | dtype | quantity | pass | fail | outside model | error |" in markdown
     assert "| reference float64 | float64 | gradient | " in markdown
     for section in ("## Tolerance model", "## Known divergences", "## The seeds' errata", "## How to regenerate"):
         assert section in markdown
-    for figure in report.FIGURE_FILES.values():
+    for figure in FIGURE_FILES.values():
         assert f"]({figure})" in markdown
 
 
 def test_html_is_self_contained_with_the_same_summary(generated):
     out, _ = generated
-    page = (out / report.HTML_FILE).read_text()
+    page = (out / HTML_FILE).read_text()
     assert page.startswith("<!DOCTYPE html>\n<!-- generated by `make report`")
     assert "<h2>Summary</h2><table>" in page.replace("\n", "")
     assert "<td>reference float64</td><td>float64</td><td>gradient</td>" in page
-    assert page.count('src="data:image/png;base64,') == len(report.FIGURE_FILES)
+    assert page.count('src="data:image/png;base64,') == len(FIGURE_FILES)
     assert "<style>" in page and "<link" not in page and "<script" not in page
 
 
 def test_html_escapes_every_string():
     blocks = [("heading", 1, "<b>x</b>"), ("paragraph", "a < b & `c<d>`"), ("table", ["<h>"], [["<td>"]]),
               ("list", ["<li>"]), ("details", "<s>", "x = '<y>'")]
-    page = report.render_html(blocks, {})
+    page = render_html(blocks, {})
     body = page.split("<body>", 1)[1]
     assert "<b>" not in body and "<h>" not in body and "<s>" not in body and "<y>" not in body
     assert "a &lt; b &amp; <code>c&lt;d&gt;</code>" in body
@@ -211,7 +218,7 @@ def test_html_escapes_every_string():
 def test_figures_are_readable_pngs_of_fixed_size(generated):
     out, _ = generated
     width, height = (round(side * figures.DPI) for side in figures.FIGURE_SIZE)
-    for name in report.FIGURE_FILES.values():
+    for name in FIGURE_FILES.values():
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE)
         image = matplotlib.image.imread(out / name)
@@ -229,17 +236,17 @@ def test_figures_without_measurements_still_draw():
 
 def test_the_same_seed_gives_the_same_report(generated, tmp_path):
     out, _ = generated
-    again = report.generate(tmp_path / "again", SPECS, DTYPES, seed=0, examples=EXAMPLES)
-    first = json.loads((out / report.JSON_FILE).read_text())
-    second = json.loads((tmp_path / "again" / report.JSON_FILE).read_text())
+    again = generate(tmp_path / "again", SPECS, DTYPES, seed=0, examples=EXAMPLES)
+    first = json.loads((out / JSON_FILE).read_text())
+    second = json.loads((tmp_path / "again" / JSON_FILE).read_text())
     assert _without_timestamps(first) == _without_timestamps(second) == _without_timestamps(again)
-    for name in report.FIGURE_FILES.values():
+    for name in FIGURE_FILES.values():
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
 
 
 def test_another_seed_gives_other_networks(generated):
     _, document = generated
-    others = [report.describe_network(c)["description"] for c in report.sampled_cases(1, EXAMPLES)]
+    others = [describe_network(c)["description"] for c in sampled_cases(1, EXAMPLES)]
     assert others != [n["description"] for n in document["networks"][3:]]
 
 
@@ -266,11 +273,11 @@ def _fail_in_a_figure(monkeypatch):
 @pytest.mark.parametrize("interrupt", [_fail_in_a_figure, _fail_on_third_write], ids=["drawing", "writing"])
 def test_an_interrupted_run_leaves_the_previous_report_whole(tmp_path, monkeypatch, interrupt):
     out = tmp_path / "reports"
-    report.generate(out, ["reference"], ["float64"], seed=0, examples=1)
+    generate(out, ["reference"], ["float64"], seed=0, examples=1)
     before = _snapshot(out)
     interrupt(monkeypatch)
     with pytest.raises((RuntimeError, KeyboardInterrupt)):
-        report.generate(out, ["reference"], ["float64"], seed=5, examples=2)
+        generate(out, ["reference"], ["float64"], seed=5, examples=2)
     assert _snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]  # no staging directory left behind
 
@@ -278,7 +285,7 @@ def test_an_interrupted_run_leaves_the_previous_report_whole(tmp_path, monkeypat
 def test_an_interrupted_first_run_creates_nothing(tmp_path, monkeypatch):
     _fail_in_a_figure(monkeypatch)
     with pytest.raises(RuntimeError):
-        report.generate(tmp_path / "reports", ["reference"], ["float64"], seed=0, examples=0)
+        generate(tmp_path / "reports", ["reference"], ["float64"], seed=0, examples=0)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -288,10 +295,10 @@ def test_an_interrupted_first_run_creates_nothing(tmp_path, monkeypatch):
 def test_the_command_writes_the_report(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["report", "--adapter", "reference", "--examples", "1", "--seed", "3", "--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {report.JSON_FILE, report.MARKDOWN_FILE, report.HTML_FILE,
-                                               *report.FIGURE_FILES.values()}
+    assert {p.name for p in out.iterdir()} == {JSON_FILE, MARKDOWN_FILE, HTML_FILE,
+                                               *FIGURE_FILES.values()}
     assert "wrote" in capsys.readouterr().out
-    assert json.loads((out / report.JSON_FILE).read_text())["settings"]["seed"] == 3
+    assert json.loads((out / JSON_FILE).read_text())["settings"]["seed"] == 3
 
 
 def test_the_command_exits_1_when_an_adapter_fails(tmp_path):
@@ -322,5 +329,5 @@ def test_bad_arguments_print_usage_and_exit_2(arguments, capsys, tmp_path):
 
 
 def test_stratified_levels_are_balanced():
-    levels = report._stratified(np.random.default_rng(0), ("a", "b", "c", "d"), 10)
+    levels = _stratified(np.random.default_rng(0), ("a", "b", "c", "d"), 10)
     assert sorted(collections.Counter(levels).values()) == [2, 2, 3, 3]

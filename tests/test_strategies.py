@@ -13,16 +13,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 
-from adapters import load_adapter
-from conformance import suite
-from conformance.assertions import ConformanceError
-from conformance.comparisons import compare_loss_and_gradients
-from conformance.strategies import (
+from backprop_conformance.adapters import load_adapter
+from backprop_conformance.reference.network import Network
+from backprop_conformance.suite import judge
+from backprop_conformance.suite.assertions import ConformanceError
+from backprop_conformance.suite.comparisons import compare_loss_and_gradients
+from backprop_conformance.suite.strategies import (
     BCE_OUTPUT_SCALES,
     INPUT_BOUND,
     LAYER_SCALES,
-    PROBABILITY_EDGES,
-    TINY,
     TRAINING_SCALES,
     Case,
     cases,
@@ -30,7 +29,7 @@ from conformance.strategies import (
     targets,
     training_cases,
 )
-from reference.network import Network
+from backprop_conformance.suite.values import PROBABILITY_EDGES, TINY
 
 EXAMPLES = 200
 DERANDOMIZED = settings(
@@ -237,7 +236,7 @@ def test_a_failing_drawn_case_reports_its_repro_snippet():
               phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=cases())
     def conformance_test(case):
-        suite.check(adapter, case, compare_loss_and_gradients, quantity="gradient")
+        judge.check(adapter, case, compare_loss_and_gradients, quantity="gradient")
 
     with pytest.raises(ConformanceError) as failure:
         conformance_test()
@@ -251,14 +250,14 @@ def test_a_failing_drawn_case_reports_its_repro_snippet():
 
 def test_passing_drawn_cases_build_no_snippet(monkeypatch):
     built = []
-    monkeypatch.setattr(suite, "repro_snippet", lambda *arguments: built.append(arguments) or "")
+    monkeypatch.setattr(judge, "repro_snippet", lambda *arguments: built.append(arguments) or "")
     adapter = load_adapter("reference")
 
     @settings(max_examples=30, derandomize=True, database=None, deadline=None,
               phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=cases())
     def conformance_test(case):
-        suite.check(adapter, case, compare_loss_and_gradients)
+        judge.check(adapter, case, compare_loss_and_gradients)
 
     conformance_test()
     assert built == []
@@ -271,7 +270,7 @@ def test_a_failing_explicit_case_puts_the_snippet_in_the_message():
     params = [(rng.uniform(-1, 1, (3, 2)), rng.uniform(-1, 1, 3)), (rng.uniform(-1, 1, (1, 3)), rng.uniform(-1, 1, 1))]
     case = Case(network, params, rng.uniform(-2, 2, (4, 2)), rng.uniform(-2, 2, (4, 1)))
     with pytest.raises(ConformanceError, match="repro:\nimport numpy as np"):
-        suite.check(adapter, case, compare_loss_and_gradients, drawn=False)
+        judge.check(adapter, case, compare_loss_and_gradients, drawn=False)
 
 
 class _InputScribblingAdapter:
@@ -280,7 +279,7 @@ class _InputScribblingAdapter:
     name = "scribbler"
 
     def loss_and_gradients(self, network, params, x, y):
-        import reference
+        from backprop_conformance import reference
 
         value, grads = reference.loss_and_gradients(network, params, x, y)
         x[...] = 1234.5
@@ -294,6 +293,6 @@ def test_the_snippet_shows_the_case_before_the_adapter_modified_it():
     params = [(rng.uniform(-1, 1, (3, 2)), None), (rng.uniform(-1, 1, (1, 3)), None)]
     case = Case(network, params, rng.uniform(-2, 2, (4, 2)), rng.uniform(-2, 2, (4, 1)))
     with pytest.raises(ConformanceError) as failure:
-        suite.check(adapter, case, compare_loss_and_gradients, drawn=False)
+        judge.check(adapter, case, compare_loss_and_gradients, drawn=False)
     assert np.all(case.x == 1234.5), "the adapter did scribble on its input"
     assert "1234.5" not in str(failure.value)

@@ -1,6 +1,6 @@
 """The suite rejects every deliberately broken adapter and accepts correct ones.
 
-Each run is ``python -m conformance check tests.broken_adapters:NAME`` in a
+Each run is ``python -m backprop_conformance check tests.broken_adapters:NAME`` in a
 subprocess, with the ``ci`` profile (derandomized), as a user would run it.
 """
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def check(*arguments: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "conformance", "check", *arguments, "--profile", "ci"],
+        [sys.executable, "-m", "backprop_conformance", "check", *arguments, "--profile", "ci"],
         cwd=ROOT,
         env=environment,
         capture_output=True,

@@ -5,10 +5,10 @@ import types
 import numpy as np
 import pytest
 
-import reference
-from adapters import Adapter, AdapterError, load_adapter
-from adapters import loading as loading_module
-from reference.seeds import example
+from backprop_conformance import reference
+from backprop_conformance.adapters import Adapter, AdapterError, load_adapter
+from backprop_conformance.adapters import loading as loading_module
+from backprop_conformance.reference.seeds import example
 
 
 class TinyNumpyAdapter:

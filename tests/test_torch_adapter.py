@@ -16,24 +16,24 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-import reference
-from adapters import Adapter, AdapterUnavailable, load_adapter
-from adapters.torch_adapter import TorchAdapter
-from reference import Network, Params, init_params, relative_error
-from reference.conventions import (
+from backprop_conformance import reference
+from backprop_conformance.adapters import Adapter, AdapterUnavailable, load_adapter
+from backprop_conformance.adapters.torch_adapter import TorchAdapter
+from backprop_conformance.reference import Network, Params, init_params, relative_error
+from backprop_conformance.reference.conventions import (
     ACTIVATIONS,
     LOSSES,
     REDUCTIONS,
     REQUIRED_OUTPUT_ACTIVATION,
     TORCH_BCE_LOG_CLAMP,
 )
-from reference.seeds import example
+from backprop_conformance.reference.seeds import example
 
 torch = pytest.importorskip("torch")
 
 #: float64 torch and the float64 reference differ by rounding only.
 FLOAT64_BOUND = 1e-12
-#: TODO(tolerances): use conformance.tolerances
+#: TODO(tolerances): use suite.tolerances
 FLOAT32_BOUND = 1e-4
 #: The floor of p (1 - p) in torch's BCELoss backward: ``constexpr float EPSILON = 1e-12`` in
 #: aten/src/ATen/native/Loss.cpp, a float32 constant even for float64 (9.99999996e-13).
@@ -192,7 +192,7 @@ def test_float64_loss_gradients_and_sgd_step_match_the_reference(case_id, torch6
 
 @pytest.mark.parametrize("case_id", list(CASES))
 def test_float32_loss_gradients_and_sgd_step_match_the_reference(case_id, torch32):
-    # TODO(tolerances): use conformance.tolerances
+    # TODO(tolerances): use suite.tolerances
     _check_against_reference(torch32, CASES[case_id](), FLOAT32_BOUND)
 
 
@@ -202,7 +202,7 @@ def test_forward_matches_the_reference(case_id, dtype):
     case = CASES[case_id]()
     output = TorchAdapter(dtype=dtype).forward(case.network, case.params, case.x)
     assert output.dtype == np.dtype(dtype)
-    bound = FLOAT64_BOUND if dtype == "float64" else FLOAT32_BOUND  # TODO(tolerances): use conformance.tolerances
+    bound = FLOAT64_BOUND if dtype == "float64" else FLOAT32_BOUND  # TODO(tolerances): use suite.tolerances
     error = relative_error(output, reference.forward(case.network, case.params, case.x))
     assert error <= bound, f"forward output relative error {error:.2e} > {bound:.0e}"
 
@@ -239,7 +239,7 @@ def test_train_on_the_documents_schedules_matches_the_reference(key, dtype):
     arguments = (document.network, document.params, document.x, document.y, document.batches, document.learning_rate)
     trajectory = TorchAdapter(dtype=dtype).train(*arguments)
     expected = reference.train(*arguments)
-    bound = FLOAT64_BOUND if dtype == "float64" else FLOAT32_BOUND  # TODO(tolerances): use conformance.tolerances
+    bound = FLOAT64_BOUND if dtype == "float64" else FLOAT32_BOUND  # TODO(tolerances): use suite.tolerances
     assert relative_error(trajectory.losses, expected.losses) <= bound
     _assert_params_close(trajectory.params, expected.params, bound, f"{dtype} final params")
 
@@ -445,5 +445,5 @@ def test_load_adapter_by_name_gives_a_working_float32_torch():
     document = example("001")
     loss, grads = adapter.loss_and_gradients(document.network, document.params, document.x, document.y)
     expected_loss, expected = reference.loss_and_gradients(document.network, document.params, document.x, document.y)
-    _assert_loss_close(loss, expected_loss, FLOAT32_BOUND)  # TODO(tolerances): use conformance.tolerances
+    _assert_loss_close(loss, expected_loss, FLOAT32_BOUND)  # TODO(tolerances): use suite.tolerances
     _assert_params_close(grads, expected, FLOAT32_BOUND, "float32 gradient")

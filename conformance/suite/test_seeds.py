@@ -2,10 +2,15 @@
 
 import pytest
 
-from conformance.comparisons import compare_forward, compare_loss_and_gradients, compare_sgd_step, compare_train
-from conformance.strategies import Case
-from conformance.suite import check
-from reference.seeds import EXAMPLES, example
+from backprop_conformance.reference.seeds import EXAMPLES, example
+from backprop_conformance.suite.case import Case
+from backprop_conformance.suite.comparisons import (
+    compare_forward,
+    compare_loss_and_gradients,
+    compare_sgd_step,
+    compare_train,
+)
+from backprop_conformance.suite.judge import check
 
 
 def _case(key: str) -> Case:

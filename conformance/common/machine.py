@@ -1,10 +1,8 @@
-"""What the machine is (package versions, CPU, BLAS), and argument types shared by the commands."""
+"""What the machine is: package versions, CPU, BLAS."""
 
 from __future__ import annotations
 
-import argparse
 import platform
-from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -63,23 +61,3 @@ def openblas() -> dict[str, Any] | None:
 def _within(path: str | None, site: Path, package: str) -> bool:
     """Return whether ``path`` lies in ``site``/``package`` or ``site``/``package``.libs."""
     return path is not None and Path(path).parent in (site / package, site / f"{package}.libs")
-
-
-def integer_at_least(minimum: int) -> Callable[[str], int]:
-    """Return an argparse ``type`` that accepts integers >= ``minimum`` and says why it refuses others."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
-        return value
-
-    return parse
-
-
-#: argparse types for counts (>= 1) and seeds (>= 0).
-positive_int = integer_at_least(1)
-non_negative_int = integer_at_least(0)

@@ -2,9 +2,9 @@
 
 from hypothesis import given
 
-from conformance.comparisons import compare_train
-from conformance.strategies import training_cases
-from conformance.suite import check
+from backprop_conformance.suite.comparisons import compare_train
+from backprop_conformance.suite.judge import check
+from backprop_conformance.suite.strategies import training_cases
 
 
 @given(case=training_cases())

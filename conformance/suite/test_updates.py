@@ -2,9 +2,9 @@
 
 from hypothesis import given
 
-from conformance.comparisons import compare_sgd_step
-from conformance.strategies import cases
-from conformance.suite import check
+from backprop_conformance.suite.comparisons import compare_sgd_step
+from backprop_conformance.suite.judge import check
+from backprop_conformance.suite.strategies import cases
 
 
 @given(case=cases())

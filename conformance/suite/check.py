@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from hypothesis import Phase, settings
 
-from conformance.assertions import WORST_RATIOS
-from conformance.profiles import PROFILES
+from backprop_conformance.suite.assertions import WORST_RATIOS
+from backprop_conformance.suite.profiles import PROFILES
 
 #: Test module -> the quantity it checks.
 MODULE_QUANTITIES = {
@@ -52,7 +52,7 @@ class SummaryPlugin:
 
     def rows(self) -> list[tuple[str, str, str, int, str]]:
         """Return (adapter, quantity, verdict, tests, worst ratio) rows."""
-        from conformance.plugin import _LOADED
+        from backprop_conformance.suite.plugin import _LOADED
 
         rows = []
         for (spec, quantity), outcomes in sorted(self.outcomes.items()):
@@ -98,7 +98,7 @@ def _profile(name: str, shrink: bool) -> str:
 def run(arguments: argparse.Namespace) -> int:
     """Run the suite for ``arguments.adapter``; return the exit status."""
     WORST_RATIOS.clear()
-    options = ["--pyargs", "conformance", "-p", "no:cacheprovider", "--tb=short", "-q"]
+    options = ["--pyargs", "backprop_conformance", "-p", "no:cacheprovider", "--tb=short", "-q"]
     options += ["--hypothesis-profile", _profile(arguments.profile, shrink=not arguments.no_shrink)]
     if arguments.exitfirst:
         options.append("-x")

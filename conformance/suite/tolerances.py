@@ -71,43 +71,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.activations import ACTIVATION_FUNCTIONS, sigmoid
-from reference.backprop import _forward
-from reference.losses import log_softmax, normaliser, one_hot
-from reference.network import Network, Params
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, sigmoid
+from backprop_conformance.reference.backprop import _forward
+from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.suite.rounding import C_F, gamma, second_derivative, unit_roundoff
+from backprop_conformance.suite.tolerance_losses import loss_bounds
+
+__all__ = ["SAFETY", "ErrorBounds", "ambiguity", "error_bounds", "gamma", "unit_roundoff", "update_bounds"]
 
 #: Multiplier on the first-order bound: room for what the model leaves out.
 SAFETY = 4.0
-
-#: Ulps an activation's evaluation may add (exp, tanh, and the division in sigmoid).
-C_F = {"identity": 0.0, "relu": 0.0, "sigmoid": 4.0, "tanh": 4.0}
-
-#: Bound on |f''(z)| for each activation: sigmoid 1/(6 sqrt 3), tanh 4/(3 sqrt 3).
-SECOND_DERIVATIVE_BOUND = {"identity": 0.0, "relu": 0.0, "sigmoid": 0.0963, "tanh": 0.770}
-
-#: Ulps for the loss's own transcendental functions and reductions.
-C_LOSS = 8.0
-
-
-def unit_roundoff(dtype: str | np.dtype) -> float:
-    """Return u = eps / 2 of ``dtype`` (float32: 5.96e-8, float64: 1.11e-16)."""
-    return float(np.finfo(np.dtype(dtype)).eps) / 2.0
-
-
-def gamma(n: int, u: float) -> float:
-    """Return gamma_n = n u / (1 - n u), the error factor of an n-term sum."""
-    return n * u / (1.0 - n * u)
-
-
-def _second_derivative(name: str, z: np.ndarray) -> np.ndarray:
-    """Return |f''(z)| for the activation, exactly for sigmoid and tanh."""
-    if name == "sigmoid":
-        s = sigmoid(z)
-        return np.abs(s * (1 - s) * (1 - 2 * s))
-    if name == "tanh":
-        t = np.tanh(z)
-        return np.abs(2 * t * (1 - t * t))
-    return np.zeros_like(z)
 
 
 @dataclass(frozen=True)
@@ -166,7 +139,7 @@ def error_bounds(
         slope = np.abs(ACTIVATION_FUNCTIONS[name].derivative(zs[index]))
         d_a.append(slope * d_z + C_F[name] * u * np.abs(activations[index + 1]) + eta)
 
-    loss_bound, d_delta, delta = _loss_bounds(network, zs[-1], activations[-1], y, d_a[-1], z_bounds[-1], u)
+    loss_bound, d_delta, delta = loss_bounds(network, zs[-1], activations[-1], y, d_a[-1], z_bounds[-1], u)
     d_delta = d_delta + eta
 
     # Backward: bounds on the deltas and the gradients, layer by layer.
@@ -186,7 +159,7 @@ def error_bounds(
             weight.shape[0], u
         ) * (delta_abs @ w_abs)
         slope = ACTIVATION_FUNCTIONS[name].derivative(zs[index - 1])
-        d_slope = _second_derivative(name, zs[index - 1]) * z_bounds[index - 1] + C_F[name] * u
+        d_slope = second_derivative(name, zs[index - 1]) * z_bounds[index - 1] + C_F[name] * u
         delta = upstream * slope
         d_delta = d_upstream * np.abs(slope) + np.abs(upstream) * d_slope + u * np.abs(delta) + eta
     return ErrorBounds(
@@ -199,56 +172,6 @@ def error_bounds(
         loss=loss_bound + eta,
         grads=grads,
     )
-
-
-def _loss_bounds(
-    network: Network,
-    z: np.ndarray,
-    a: np.ndarray,
-    y: np.ndarray,
-    d_a: np.ndarray,
-    d_z: np.ndarray,
-    u: float,
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Return (bound on J, bound on delta_L, delta_L) for the network's loss."""
-    m, n_out = z.shape
-    n = normaliser(network.loss, network.reduction, m, n_out)
-    count = z.size if network.loss != "cross_entropy" else m
-    if network.loss == "mse":
-        error = a - y
-        d_error = d_a + u * np.abs(y) + u * np.abs(error)
-        loss = (2 * np.abs(error) * d_error).sum() + gamma(count, u) * (error**2).sum()
-        name = network.activations[-1]
-        slope = ACTIVATION_FUNCTIONS[name].derivative(z)
-        d_slope = _second_derivative(name, z) * d_z + C_F[name] * u
-        delta = 2 * error * slope
-        d_delta = 2 * (d_error * np.abs(slope) + np.abs(error) * d_slope) + C_LOSS * u * np.abs(delta)
-    elif network.loss == "bce":
-        # Clipped so the bound stays finite (and quiet) where the case is rejected anyway.
-        p = np.clip(sigmoid(z), np.finfo(np.float64).tiny, 1 - np.finfo(np.float64).epsneg)
-        terms = np.abs(y * np.log(p)) + np.abs((1 - y) * np.log1p(-p))
-        # d log p = (1 - p) dz and d log(1 - p) = p dz; taking logs of a rounded
-        # p (torch) costs u / p and u / (1 - p), the conditioning of BCELoss.
-        loss = (
-            (np.abs(p - y) * d_z).sum()
-            + C_LOSS * u * (terms + y / p + (1 - y) / (1 - p)).sum()
-            + gamma(count, u) * terms.sum()
-        )
-        delta = p - y
-        d_delta = p * (1 - p) * d_z + C_LOSS * u * (p + np.abs(y) + np.abs(delta))
-    else:
-        log_p = log_softmax(z)
-        p = np.exp(log_p)
-        picked = -np.take_along_axis(log_p, y[:, None], axis=1)[:, 0]
-        spread = (p * d_z).sum(axis=1)
-        loss = (
-            (spread + np.take_along_axis(d_z, y[:, None], axis=1)[:, 0]).sum()
-            + C_LOSS * u * (picked + np.abs(z).max(axis=1) + np.log(n_out) + 1).sum()
-            + gamma(count, u) * picked.sum()
-        )
-        delta = p - one_hot(y, n_out)
-        d_delta = p * (d_z + spread[:, None]) + C_LOSS * u * (p + np.abs(delta))
-    return float(loss / n), d_delta / n + u * np.abs(delta) / n, delta / n
 
 
 def update_bounds(

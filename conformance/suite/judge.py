@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 from hypothesis import note, reject
 
-from adapters.protocol import Adapter
-from conformance.assertions import ConformanceError, Measurement, repro_snippet, require
-from conformance.comparisons import OutsideModel
-from conformance.strategies import Case
+from backprop_conformance.adapters.protocol import Adapter
+from backprop_conformance.suite.assertions import ConformanceError, Measurement, repro_snippet, require
+from backprop_conformance.suite.case import Case
+from backprop_conformance.suite.comparisons import OutsideModel
 
 _CALLS = {
     "compare_forward": "forward",

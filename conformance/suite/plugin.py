@@ -1,6 +1,6 @@
 """The pytest plugin (entry point ``pytest11``): ``--adapter`` and Hypothesis profiles.
 
-``pytest --pyargs conformance --adapter package.module:attribute`` checks an
+``pytest --pyargs backprop_conformance --adapter package.module:attribute`` checks an
 implementation; ``--adapter`` repeats, and without it the built-in torch and
 JAX adapters run in float32 and float64. An adapter that cannot run here
 (framework not installed) is skipped with the reason; one that does not
@@ -9,15 +9,19 @@ satisfy the protocol fails every test with what is missing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.loading import DEFAULT_ADAPTERS, load_adapter
-from adapters.protocol import Adapter, AdapterError, AdapterUnavailable
-from conformance.profiles import register_profiles
+from backprop_conformance.adapters.loading import DEFAULT_ADAPTERS, load_adapter
+from backprop_conformance.adapters.protocol import Adapter, AdapterError, AdapterUnavailable
+from backprop_conformance.suite.profiles import register_profiles
 
 register_profiles()
+
+#: The suite's own test modules live here; only their tests are run once per adapter.
+SUITE_DIRECTORY = Path(__file__).parent
 
 _LOADED: dict[str, Adapter | Exception] = {}
 
@@ -47,7 +51,7 @@ def adapter_specs(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every suite test that asks for ``adapter`` once per adapter spec."""
-    if "adapter" in metafunc.fixturenames and metafunc.module.__name__.startswith("conformance."):
+    if "adapter" in metafunc.fixturenames and Path(metafunc.module.__file__).parent == SUITE_DIRECTORY:
         specs = adapter_specs(metafunc.config)
         metafunc.parametrize("adapter", specs, ids=specs, indirect=True, scope="session")
 

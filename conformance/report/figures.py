@@ -6,7 +6,7 @@ saved without the "Software" metadata, so the same data gives the same bytes.
 Points that must be spread out are dodged by fixed offsets, never jittered at
 random.
 
-Ratios are ``|diff| / allowed`` (``conformance.tolerances``): 1 is the
+Ratios are ``|diff| / allowed`` (``suite.tolerances``): 1 is the
 tolerance, and a ratio of exactly 0 (bit-identical to the reference) is drawn
 at ``RATIO_FLOOR`` so that it fits on a log axis.
 """
@@ -20,6 +20,9 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from backprop_conformance.report.document import FIGURE_FILES
+from backprop_conformance.report.records import TRAINING_FIGURE_EXAMPLE
 
 FIGURE_SIZE = (9.0, 4.8)
 DPI = 100
@@ -157,3 +160,18 @@ def training_curves(curves: Mapping[str, Sequence[float]], title: str) -> bytes:
     figure.suptitle(title)
     figure.tight_layout()
     return _png(figure)
+
+
+def draw_figures(document: dict[str, Any]) -> dict[str, bytes]:
+    """Return the three figures' PNG bytes by file name."""
+    records = document["records"]
+    labels = [entry["label"] for entry in document["summary"]]
+    networks = {network["id"]: network for network in document["networks"]}
+    curves = document["training_curves"]["losses"]
+    return {
+        FIGURE_FILES["distribution"]: error_distribution(records, labels),
+        FIGURE_FILES["size"]: error_by_size(records, networks, labels),
+        FIGURE_FILES["training"]: training_curves(
+            curves, f"Document {TRAINING_FIGURE_EXAMPLE}: mini-batch training loss, reference and adapters"
+        ),
+    }

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from adapters.protocol import Adapter
-from conformance.assertions import Measurement, measure, measure_params
-from conformance.strategies import Case
-from conformance.tolerances import SAFETY, ErrorBounds, ambiguity, error_bounds, update_bounds
-from reference.backprop import _forward, _loss_and_gradients
-from reference.training import _sgd_update
+from backprop_conformance.adapters.protocol import Adapter
+from backprop_conformance.reference.backprop import _forward, _loss_and_gradients
+from backprop_conformance.reference.training import _sgd_update
+from backprop_conformance.suite.assertions import Measurement, measure, measure_params
+from backprop_conformance.suite.case import Case
+from backprop_conformance.suite.tolerances import SAFETY, ErrorBounds, ambiguity, error_bounds, update_bounds
 
 QUANTITIES = ("output", "loss", "gradient", "update", "trajectory")
 
@@ -79,7 +79,7 @@ def compare_train(adapter: Adapter, case: Case) -> list[Measurement]:
     """Return the measurements of a training run: each iteration's loss and the final params.
 
     The bound of each step's update, times SAFETY, is carried into the next
-    step as the parameter uncertainty (``conformance.tolerances``).
+    step as the parameter uncertainty (``suite.tolerances``).
     """
     params, carried = case.params, None
     expected_losses, loss_allowances = [], []

@@ -2,9 +2,9 @@
 
 from hypothesis import given
 
-from conformance.comparisons import compare_loss_and_gradients
-from conformance.strategies import cases
-from conformance.suite import check
+from backprop_conformance.suite.comparisons import compare_loss_and_gradients
+from backprop_conformance.suite.judge import check
+from backprop_conformance.suite.strategies import cases
 
 
 @given(case=cases())

@@ -1,7 +1,7 @@
 """Assertion helpers that say what differed, where, by how much, and how to reproduce it.
 
 Each helper checks shape, then dtype, then values against an element-wise
-allowance from ``conformance.tolerances``, and fails with a message such as::
+allowance from ``suite.tolerances``, and fails with a message such as::
 
     torch float32: gradient W2 differs at [0, 2]: adapter = 0.4132, reference = 0.4125,
     |diff| 7.0e-04 > allowed 2.1e-06 (343x) in network 3-4-1 sigmoid/identity mse mean, bias
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from reference.conventions import parameter_name
-from reference.network import Network, Params
+from backprop_conformance.reference.conventions import parameter_name
+from backprop_conformance.reference.network import Network, Params
 
 #: (adapter label, quantity) -> the worst |diff| / allowed seen in this process.
 WORST_RATIOS: dict[tuple[str, str], float] = defaultdict(float)
@@ -188,9 +188,9 @@ def repro_snippet(case: Any, adapter_spec: str, call: str) -> str:
     }[call]
     lines = [
         "import numpy as np",
-        "import reference",
-        "from adapters import load_adapter",
-        "from reference import Network",
+        "from backprop_conformance import reference",
+        "from backprop_conformance.adapters import load_adapter",
+        "from backprop_conformance.reference import Network",
         f"network = {network!r}",
         f"params = [\n    {params},\n]",
         f"x = {_array_literal(case.x)}",

@@ -1,0 +1,99 @@
+"""``backprop report``: the agreement report, a seeded sweep of every adapter against the reference.
+
+The sweep is the three documents' networks plus ``--examples`` networks
+drawn from ``numpy.random.default_rng(seed)`` (``report.cases``), stratified
+over depth, width, activation, loss, reduction, bias and batch schedule.
+Every network goes through every adapter x dtype and every quantity of
+``suite.comparisons`` (``report.records``); a case outside the tolerance
+model is recorded as ``outside model`` with the reason, an exception as
+``error``.
+
+Outputs in ``--out`` (default ``reports/``): ``agreement.json`` (its schema:
+``conformance/report/schema.json``), ``agreement.md``, ``agreement.html``
+(self-contained) and three PNG figures. All of them are written into a
+staging directory beside ``--out`` first and moved into place with
+``os.replace`` only once every one is complete, so an interrupted run leaves
+the previous report as it was.
+
+Exit status: 0 when no comparison fails or errors (outside model is not a
+failure), 1 when one does (the report is written either way), 2 for bad
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from backprop_conformance.adapters.loading import BUILTIN_ADAPTERS, ENTRY_POINT_GROUP
+from backprop_conformance.adapters.protocol import DTYPES, AdapterError
+from backprop_conformance.common.arguments import non_negative_int
+from backprop_conformance.report.document import FIGURE_FILES
+from backprop_conformance.report.publish import DEFAULT_ADAPTER_SPECS, DEFAULT_EXAMPLES, MARKDOWN_FILE, generate
+from backprop_conformance.report.records import FRAMEWORKS, VERDICTS
+
+DEFAULT_OUT = "reports"
+
+def _dtypes(text: str) -> list[str]:
+    """Return the comma-separated dtypes of ``--dtypes``, validated, duplicates dropped."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DTYPES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated list of {', '.join(DTYPES)}")
+    return list(dict.fromkeys(names))
+
+
+def _adapter_spec(text: str) -> str:
+    """Return ``text`` if it can name an adapter: torch, jax, a built-in, module:attribute or an entry point."""
+    module, _, attribute = text.partition(":")
+    if text in FRAMEWORKS or text in BUILTIN_ADAPTERS or (module and attribute):
+        return text
+    named = sorted(e.name for e in entry_points(group=ENTRY_POINT_GROUP))
+    if text in named:
+        return text
+    known = ", ".join(dict.fromkeys([*FRAMEWORKS, *BUILTIN_ADAPTERS, *named]))
+    raise argparse.ArgumentTypeError(f"{text!r} is neither package.module:attribute nor one of {known}")
+
+
+def run(arguments: argparse.Namespace) -> int:
+    """Generate the report for parsed ``arguments``; return the exit status (1 if anything failed)."""
+    specs = arguments.adapter or list(DEFAULT_ADAPTER_SPECS)
+    try:
+        document = generate(arguments.out, specs, arguments.dtypes, arguments.seed, arguments.examples,
+                            progress=sys.stdout.isatty())
+    except AdapterError as error:
+        arguments.report_parser.error(str(error))
+    for entry in document["environment"]["adapters"]:
+        if entry["status"] != "available":
+            print(f"skipped {entry['spec']}: {entry['reason']}")
+    totals = {verdict: sum(s["counts"][verdict] for s in document["summary"]) for verdict in VERDICTS}
+    print(f"wrote {Path(arguments.out) / MARKDOWN_FILE} (and .json, .html, {len(FIGURE_FILES)} figures): "
+          + ", ".join(f"{count} {verdict}" for verdict, count in totals.items()))
+    return 1 if totals["fail"] or totals["error"] else 0
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add the ``report`` subcommand to ``commands`` (argparse subparsers) and return its parser."""
+    parser = commands.add_parser(
+        "report",
+        help="write the agreement report (JSON, Markdown, HTML, figures)",
+        description="Run the documents' networks and a seeded, stratified sample of networks through every "
+        "adapter x dtype and write agreement.json, agreement.md, agreement.html and figures to --out. "
+        "Exit 0 if nothing fails, 1 if anything fails or errors.",
+    )
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT}/)")
+    parser.add_argument(
+        "--adapter", action="append", type=_adapter_spec, metavar="SPEC",
+        help="adapter to report on, repeatable: torch or jax (one per --dtypes entry), a built-in name such as "
+        "torch-float32 or reference, package.module:attribute, or an entry point (default: torch and jax)",
+    )
+    parser.add_argument("--dtypes", type=_dtypes, default=list(DTYPES), metavar="LIST",
+                        help="comma-separated dtypes for torch and jax (default float32,float64)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampled networks (default 0)")
+    parser.add_argument("--examples", type=non_negative_int, default=DEFAULT_EXAMPLES, metavar="N",
+                        help=f"number of sampled networks besides the documents' 3 (default {DEFAULT_EXAMPLES})")
+    parser.set_defaults(run=run, report_parser=parser)
+    return parser
