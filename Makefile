@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 report: $(STAMP)
 	$(BIN)/backprop report
 
-## make test: lint, the unit tests and the conformance suite (Hypothesis profile "ci")
+## make test: lint, the unit tests and the conformance suite (Hypothesis profiles "unit-ci" and the suite's "ci")
 test: $(STAMP)
 	$(BIN)/ruff check reference adapters conformance tests
-	$(BIN)/python -m pytest -n auto --hypothesis-profile=ci
+	$(BIN)/python -m pytest -n auto --hypothesis-profile=unit-ci --conformance-profile=ci
 
 lint: $(STAMP)
 	$(BIN)/ruff check reference adapters conformance tests
@@ -35,7 +35,7 @@ SEEDS ?= $(shell seq 1 20)
 sweep: $(STAMP)
 	@failed=0; for seed in $(SEEDS); do \
 	  if $(BIN)/python -m pytest --pyargs backprop_conformance -q -p no:cacheprovider -n auto \
-	       --hypothesis-profile=dev --hypothesis-seed=$$seed > .sweep-$$seed.log 2>&1; \
+	       --conformance-profile=dev --hypothesis-seed=$$seed > .sweep-$$seed.log 2>&1; \
 	  then echo "seed $$seed: pass ($$(tail -1 .sweep-$$seed.log))"; rm -f .sweep-$$seed.log; \
 	  else echo "seed $$seed: FAIL, see .sweep-$$seed.log"; failed=$$((failed + 1)); fi; \
 	done; echo "$$failed of $(words $(SEEDS)) runs failed"; test $$failed -eq 0

@@ -14,3 +14,6 @@ One import root for the whole project::
 Importing this package imports nothing else: each subpackage is imported
 when it is asked for.
 """
+
+#: The release (pyproject.toml reads it from here).
+__version__ = "0.2.0"

@@ -12,10 +12,22 @@ Works under pytest-xdist: each worker ships its log to the controller.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# This repository's own unit tests' Hypothesis profiles (the suite has its own, suite.profiles).
+# Named apart from Hypothesis's built-in "ci", which is left as it is.
+_UNIT = {
+    "deadline": None,  # JAX compiles on first calls
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+}
+settings.register_profile("unit-dev", max_examples=40, **_UNIT)
+settings.register_profile("unit-ci", max_examples=60, derandomize=True, database=None, print_blob=True, **_UNIT)
+settings.load_profile("unit-ci" if os.environ.get("CI") else "unit-dev")
 
 #: Top-level names the package must never be imported under. In this repository its folders sit
 #: on sys.path (pytest's rootdir), so ``import reference`` would work here and nowhere else.

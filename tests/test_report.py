@@ -19,8 +19,8 @@ from backprop_conformance.reference import Network
 from backprop_conformance.reference.conventions import ACTIVATIONS
 from backprop_conformance.report import figures
 from backprop_conformance.report.cases import SweepCase, _stratified, describe_network, sampled_cases
-from backprop_conformance.report.document import FIGURE_FILES, REPORT_SCHEMA
-from backprop_conformance.report.publish import HTML_FILE, JSON_FILE, MARKDOWN_FILE, generate
+from backprop_conformance.report.document import FIGURE_FILES, HTML_FILE, JSON_FILE, MARKDOWN_FILE, REPORT_SCHEMA
+from backprop_conformance.report.publish import generate
 from backprop_conformance.report.records import LoadedAdapter, compare_case, expand_specs
 from backprop_conformance.report.render_html import render_html
 from backprop_conformance.suite.case import Case

@@ -33,7 +33,7 @@ def check(*arguments: str) -> subprocess.CompletedProcess:
 def test_suite_rejects_broken_adapter(bug):
     result = check(f"tests.broken_adapters:{BROKEN[bug].__name__}", "--no-shrink", "-x")
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "ConformanceError" in result.stdout
+    assert "distinct failure(s):" in result.stdout and "FAIL" in result.stdout
     assert BROKEN[bug].name in result.stdout  # the message names the adapter
 
 
@@ -49,10 +49,10 @@ def test_failure_shrinks_to_a_minimal_network_with_a_runnable_repro(tmp_path):
     networks = re.findall(r"in network (\S+) ", result.stdout)
     assert networks, result.stdout[-3000:]
     assert all(width == "1" for width in networks[0].split("-")), networks  # every width shrunk to 1
-    # pytest prints the note under the failure, each line prefixed with "E   ".
-    lines = result.stdout.split("repro:\n", 1)[1].splitlines()
-    snippet = "\n".join(line.removeprefix("E   ") for line in lines[: next(
-        number for number, line in enumerate(lines) if not line.startswith("E   ") or "Explanation" in line
+    # check prints the repro under the failure, each line indented by six spaces.
+    lines = result.stdout.split("repro (the case as the adapter got it):\n", 1)[1].splitlines()
+    snippet = "\n".join(line[6:] for line in lines[: next(
+        (number for number, line in enumerate(lines) if not line.startswith("      ")), len(lines)
     )])
     script = tmp_path / "repro.py"
     script.write_text(snippet)

@@ -31,9 +31,9 @@ from typing import Any
 from backprop_conformance.adapters.loading import BUILTIN_ADAPTERS, ENTRY_POINT_GROUP
 from backprop_conformance.adapters.protocol import DTYPES, AdapterError
 from backprop_conformance.common.arguments import non_negative_int
-from backprop_conformance.report.document import FIGURE_FILES
-from backprop_conformance.report.publish import DEFAULT_ADAPTER_SPECS, DEFAULT_EXAMPLES, MARKDOWN_FILE, generate
-from backprop_conformance.report.records import FRAMEWORKS, VERDICTS
+from backprop_conformance.report.cases import DEFAULT_EXAMPLES
+from backprop_conformance.report.document import FIGURE_FILES, MARKDOWN_FILE
+from backprop_conformance.report.records import DEFAULT_ADAPTER_SPECS, FRAMEWORKS, VERDICTS
 
 DEFAULT_OUT = "reports"
 
@@ -60,10 +60,12 @@ def _adapter_spec(text: str) -> str:
 
 def run(arguments: argparse.Namespace) -> int:
     """Generate the report for parsed ``arguments``; return the exit status (1 if anything failed)."""
+    from backprop_conformance.report.publish import generate  # matplotlib: imported when the report runs
+
     specs = arguments.adapter or list(DEFAULT_ADAPTER_SPECS)
     try:
         document = generate(arguments.out, specs, arguments.dtypes, arguments.seed, arguments.examples,
-                            progress=sys.stdout.isatty())
+                            progress="bar" if sys.stderr.isatty() else "lines")
     except AdapterError as error:
         arguments.report_parser.error(str(error))
     for entry in document["environment"]["adapters"]:

@@ -16,8 +16,8 @@ from typing import Any
 from backprop_conformance.report.cases import SweepCase
 from backprop_conformance.report.document import FIGURE_FILES, REGENERATE, worst_record
 from backprop_conformance.report.records import VERDICTS
-from backprop_conformance.suite.assertions import repro_snippet
 from backprop_conformance.suite.comparisons import MAX_TRAINING_MAGNITUDE, QUANTITIES
+from backprop_conformance.suite.repro import repro_snippet
 from backprop_conformance.suite.tolerances import SAFETY, unit_roundoff
 
 Block = tuple

@@ -24,6 +24,7 @@ from backprop_conformance.suite.comparisons import MAX_TRAINING_MAGNITUDE, QUANT
 from backprop_conformance.suite.tolerances import SAFETY, unit_roundoff
 
 REGENERATE = "make report"
+JSON_FILE, MARKDOWN_FILE, HTML_FILE = "agreement.json", "agreement.md", "agreement.html"
 #: The JSON Schema of agreement.json.
 REPORT_SCHEMA = Path(__file__).with_name("schema.json")
 FIGURE_FILES = {

@@ -16,18 +16,19 @@ from typing import Any
 
 from backprop_conformance.adapters.protocol import DTYPES
 from backprop_conformance.common.files import write_atomically
-from backprop_conformance.report.cases import document_cases, sampled_cases
+from backprop_conformance.report.cases import DEFAULT_EXAMPLES, document_cases, sampled_cases
 from backprop_conformance.report.content import report_blocks
-from backprop_conformance.report.document import build_document
+from backprop_conformance.report.document import HTML_FILE, JSON_FILE, MARKDOWN_FILE, build_document
 from backprop_conformance.report.figures import draw_figures
-from backprop_conformance.report.records import expand_specs, load_adapters, sweep, training_curves
+from backprop_conformance.report.records import (
+    DEFAULT_ADAPTER_SPECS,
+    expand_specs,
+    load_adapters,
+    sweep,
+    training_curves,
+)
 from backprop_conformance.report.render_html import render_html
 from backprop_conformance.report.render_markdown import render_markdown
-
-DEFAULT_ADAPTER_SPECS = ("torch", "jax")
-#: Sampled networks by default: the whole default run stays well under 3 minutes on 2 cores.
-DEFAULT_EXAMPLES = 24
-JSON_FILE, MARKDOWN_FILE, HTML_FILE = "agreement.json", "agreement.md", "agreement.html"
 
 
 def generate(
@@ -36,7 +37,7 @@ def generate(
     dtypes: Sequence[str] = DTYPES,
     seed: int = 0,
     examples: int = DEFAULT_EXAMPLES,
-    progress: bool = False,
+    progress: str | None = None,
 ) -> dict[str, Any]:
     """Return the agreement.json document, after writing the whole report into ``out_dir`` atomically.
 

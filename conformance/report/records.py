@@ -8,6 +8,8 @@ model`` with the reason, an exception as ``error``; nothing stops the sweep.
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from backprop_conformance.adapters.protocol import Adapter, AdapterError, Adapte
 from backprop_conformance.reference.seeds import example
 from backprop_conformance.reference.training import train
 from backprop_conformance.report.cases import SweepCase
-from backprop_conformance.suite.assertions import Measurement, repro_snippet
+from backprop_conformance.suite.assertions import Measurement
 from backprop_conformance.suite.case import Case
 from backprop_conformance.suite.comparisons import (
     OutsideModel,
@@ -27,6 +29,7 @@ from backprop_conformance.suite.comparisons import (
     compare_sgd_step,
     compare_train,
 )
+from backprop_conformance.suite.repro import repro_snippet
 
 #: Names that expand to one built-in adapter per --dtypes entry.
 FRAMEWORKS = ("torch", "jax")
@@ -39,6 +42,8 @@ COMPARISONS: tuple[tuple[Callable[[Adapter, Case], list[Measurement]], tuple[str
     (compare_sgd_step, ("update",), "sgd_step"),
     (compare_train, ("trajectory",), "train"),
 )
+#: What the report checks when no --adapter is given (torch and jax expand to one adapter per dtype).
+DEFAULT_ADAPTER_SPECS = ("torch", "jax")
 
 
 @dataclass(frozen=True)
@@ -148,34 +153,64 @@ def compare_case(loaded: LoadedAdapter, sweep_case: SweepCase) -> list[dict[str,
     return records
 
 
+#: Without a terminal, a progress line goes to stderr at most this often (seconds).
+PROGRESS_SECONDS = 5.0
+
+
 @contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[str], Callable[[], None]]]:
+def _progress(
+    mode: str | None, total: int, every: float | None = None
+) -> Iterator[Callable[[str], Callable[[], None]]]:
     """Yield ``step(description)``: shows what runs now and returns the call that marks it done.
 
-    A rich progress bar when enabled (stdout is a terminal), else nothing at all.
+    ``mode`` "bar": a rich progress bar (on a terminal); "lines": a line on
+    stderr at most every ``every`` seconds (default ``PROGRESS_SECONDS``) and one at the end (a CI log);
+    None: nothing.
     """
-    if not enabled:
-        yield lambda description: lambda: None
+    every = PROGRESS_SECONDS if every is None else every
+    if mode == "bar":
+        from rich.progress import Progress
+
+        with Progress() as progress:
+            task = progress.add_task("agreement report", total=total)
+
+            def step(description: str) -> Callable[[], None]:
+                progress.update(task, description=description)
+                return lambda: progress.advance(task)
+
+            yield step
         return
-    from rich.progress import Progress
+    started = last = time.monotonic()
+    done = [0]
 
-    with Progress() as progress:
-        task = progress.add_task("agreement report", total=total)
+    def line(description: str) -> None:
+        elapsed = time.monotonic() - started
+        print(f"report: {done[0]}/{total} network x adapter runs done, {elapsed:.0f} s; {description}",
+              file=sys.stderr, flush=True)
 
-        def step(description: str) -> Callable[[], None]:
-            progress.update(task, description=description)
-            return lambda: progress.advance(task)
+    def step(description: str) -> Callable[[], None]:
+        nonlocal last
+        if mode == "lines" and time.monotonic() - last >= every:
+            last = time.monotonic()
+            line(f"now {description}")
 
-        yield step
+        def finished() -> None:
+            done[0] += 1
+
+        return finished
+
+    yield step
+    if mode == "lines":
+        line("sweep finished")
 
 
 def sweep(
-    cases: Sequence[SweepCase], adapters: Sequence[LoadedAdapter], progress: bool = False
+    cases: Sequence[SweepCase], adapters: Sequence[LoadedAdapter], progress: str | None = None
 ) -> list[dict[str, Any]]:
     """Return the records of every case through every loaded adapter, in case then adapter order."""
     usable = [loaded for loaded in adapters if loaded.adapter is not None]
     records: list[dict[str, Any]] = []
-    with _progress_bar(progress, len(cases) * len(usable)) as step:
+    with _progress(progress, len(cases) * len(usable)) as step:
         for sweep_case in cases:
             for loaded in usable:
                 done = step(f"{sweep_case.identifier} {loaded.label}")

@@ -6,14 +6,13 @@ allowance from ``suite.tolerances``, and fails with a message such as::
     torch float32: gradient W2 differs at [0, 2]: adapter = 0.4132, reference = 0.4125,
     |diff| 7.0e-04 > allowed 2.1e-06 (343x) in network 3-4-1 sigmoid/identity mse mean, bias
 
-Every comparison also records its worst ``|diff| / allowed`` ratio in
-``WORST_RATIOS`` so that ``backprop check`` and the report can print it.
+A ``ConformanceError`` carries the failing ``Measurement``, so that
+``backprop check`` can tell failures of the same cause apart from others.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +21,13 @@ import numpy as np
 from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Network, Params
 
-#: (adapter label, quantity) -> the worst |diff| / allowed seen in this process.
-WORST_RATIOS: dict[tuple[str, str], float] = defaultdict(float)
-
 
 class ConformanceError(AssertionError):
-    """An adapter's result is outside what the tolerance model allows."""
+    """An adapter's result is outside what the tolerance model allows; ``measurement`` says which."""
+
+    def __init__(self, message: str, measurement: Measurement | None = None) -> None:
+        super().__init__(message)
+        self.measurement = measurement
 
 
 def _format_index(index: tuple[int, ...]) -> str:
@@ -51,6 +51,8 @@ class Measurement:
     relative_error: float
     allowed: float
     message: str | None = None
+    #: The network in one line (``Network.describe``).
+    network: str = ""
 
     @property
     def passed(self) -> bool:
@@ -77,7 +79,7 @@ def measure(
     where = f"{adapter}: {quantity} {name}".rstrip()
     expected = np.asarray(expected, dtype=np.float64)
     failed = {"adapter": adapter, "quantity": quantity, "name": name, "ratio": math.inf,
-              "max_abs_error": math.inf, "relative_error": math.inf, "allowed": 0.0}
+              "max_abs_error": math.inf, "relative_error": math.inf, "allowed": 0.0, "network": network.describe()}
     if actual is None:
         return Measurement(**failed, message=f"{where} is None; expected shape {expected.shape}")
     actual = np.asarray(actual)
@@ -96,8 +98,6 @@ def measure(
     index = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape)) if ratio.size else ()
     scale = float(np.linalg.norm(expected))
     relative = float(np.linalg.norm(difference)) / scale if scale > 0 else float(np.linalg.norm(difference))
-    key = (adapter, quantity)
-    WORST_RATIOS[key] = max(WORST_RATIOS[key], worst)
     message = None
     if worst > 1.0:
         message = (
@@ -115,6 +115,7 @@ def measure(
         relative_error=relative,
         allowed=float(allowed[index]) if ratio.size else 0.0,
         message=message,
+        network=network.describe(),
     )
 
 
@@ -123,7 +124,7 @@ def assert_close(actual: Any, expected: np.ndarray, allowed: np.ndarray | float,
     __tracebackhide__ = True
     result = measure(actual, expected, allowed, **context)
     if not result.passed:
-        raise ConformanceError(result.message)
+        raise ConformanceError(result.message, result)
     return result
 
 
@@ -162,46 +163,5 @@ def require(measurements: list[Measurement]) -> float:
     if failing:
         worst = max(failing, key=lambda result: result.ratio)
         others = f" (and {len(failing) - 1} more arrays)" if len(failing) > 1 else ""
-        raise ConformanceError(f"{worst.message}{others}")
+        raise ConformanceError(f"{worst.message}{others}", worst)
     return max((result.ratio for result in measurements), default=0.0)
-
-
-def _array_literal(array: np.ndarray | None) -> str:
-    if array is None:
-        return "None"
-    dtype = "" if array.dtype.kind == "f" else f", dtype=np.{array.dtype}"
-    return f"np.array({array.tolist()!r}{dtype})"
-
-
-def repro_snippet(case: Any, adapter_spec: str, call: str) -> str:
-    """Return a runnable Python snippet that rebuilds ``case`` and repeats ``call``.
-
-    ``call`` is one of ``forward``, ``loss_and_gradients``, ``sgd_step``, ``train``.
-    """
-    network = case.network
-    params = ",\n    ".join(f"({_array_literal(w)}, {_array_literal(b)})" for w, b in case.params)
-    arguments = {
-        "forward": "network, params, x",
-        "loss_and_gradients": "network, params, x, y",
-        "sgd_step": f"network, params, x, y, {case.learning_rate!r}",
-        "train": f"network, params, x, y, batches, {case.learning_rate!r}",
-    }[call]
-    lines = [
-        "import numpy as np",
-        "from backprop_conformance import reference",
-        "from backprop_conformance.adapters import load_adapter",
-        "from backprop_conformance.reference import Network",
-        f"network = {network!r}",
-        f"params = [\n    {params},\n]",
-        f"x = {_array_literal(case.x)}",
-        f"y = {_array_literal(case.y)}",
-    ]
-    if call == "train":
-        lines.append(f"batches = [{', '.join(_array_literal(b) for b in case.batches)}]")
-    reference_module = "reference"
-    lines += [
-        f"adapter = load_adapter({adapter_spec!r})",
-        f"print(adapter.{call}({arguments}))",
-        f"print({reference_module}.{call}({arguments}))",
-    ]
-    return "\n".join(lines)

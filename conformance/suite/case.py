@@ -7,6 +7,7 @@ can build cases without importing the suite's strategies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,3 +33,41 @@ class Case:
     y: np.ndarray
     learning_rate: float = 0.1
     batches: list[np.ndarray] = field(default_factory=list)
+    #: The document this case is (``"000"``, ...), None for a drawn case: repros then rebuild it from the seeds.
+    source: str | None = None
+
+    def __repr__(self) -> str:
+        """Return the case in one line, without its arrays (``to_json`` and the repro snippet have them)."""
+        schedule = f", {len(self.batches)} batches" if self.batches else ""
+        document = f"document {self.source}: " if self.source else ""
+        return (
+            f"Case({document}{self.network.describe()}; {self.x.shape[0]} samples, learning rate "
+            f"{self.learning_rate:.6g}{schedule})"
+        )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis's (and IPython's) pretty printer shows the one-line repr, not every array."""
+        printer.text(repr(self))
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the case as JSON-ready data: the network spec, params as nested lists, data, schedule."""
+        return {
+            "network": network_json(self.network),
+            "params": [[weight.tolist(), None if bias is None else bias.tolist()] for weight, bias in self.params],
+            "x": self.x.tolist(),
+            "y": self.y.tolist(),
+            "learning_rate": self.learning_rate,
+            "batches": [batch.tolist() for batch in self.batches],
+            "source": self.source,
+        }
+
+
+def network_json(network: Network) -> dict[str, Any]:
+    """Return a network spec as JSON-ready data: sizes, activations, loss, bias, reduction."""
+    return {
+        "sizes": list(network.sizes),
+        "activations": list(network.activations),
+        "loss": network.loss,
+        "bias": network.bias,
+        "reduction": network.reduction,
+    }

@@ -1,4 +1,10 @@
-"""What every suite test does: compare, reject cases outside the model, attach a repro."""
+"""What every suite test does: compare, reject cases outside the model, record, attach a repro.
+
+Every ratio that is asserted is recorded in the running test's result
+(``suite.session``), and a failure records its cause (adapter, quantity,
+array, network), the case as JSON and the repro snippet, for ``backprop
+check``'s summary and ``--json``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,11 @@ import pytest
 from hypothesis import note, reject
 
 from backprop_conformance.adapters.protocol import Adapter
-from backprop_conformance.suite.assertions import ConformanceError, Measurement, repro_snippet, require
+from backprop_conformance.suite import session
+from backprop_conformance.suite.assertions import ConformanceError, Measurement, require
 from backprop_conformance.suite.case import Case
 from backprop_conformance.suite.comparisons import OutsideModel
+from backprop_conformance.suite.repro import repro_snippet
 
 _CALLS = {
     "compare_forward": "forward",
@@ -48,6 +56,8 @@ def check(
         measurements = compare(adapter, case)
         if quantity is not None:
             measurements = [m for m in measurements if m.quantity == quantity]
+        for measurement in measurements:  # what is required here, and only that
+            session.record_ratio(measurement.quantity, measurement.ratio)
         return require(measurements)
     except OutsideModel as reason:
         if drawn:
@@ -59,6 +69,7 @@ def check(
         if not drawn and not isinstance(error, ConformanceError):
             raise
         snippet = repro_snippet(pristine, adapter.spec, _CALLS[compare.__name__])
+        session.record_failure(_failure(adapter, pristine, error, snippet, quantity))
         if drawn:
             note(f"repro:\n{snippet}")
             raise
@@ -69,3 +80,18 @@ def require_method(adapter: Adapter, method: str) -> None:
     """Skip when the adapter does not provide an optional ``method`` itself."""
     if not adapter.supports(method):
         pytest.skip(f"adapter {adapter.label!r} has no {method}(); nothing of its own to check")
+
+
+def _failure(adapter: Adapter, case: Case, error: Exception, snippet: str, quantity: str | None) -> dict:
+    """Return what a failing check records: its cause, its message, the case and the repro."""
+    measurement = getattr(error, "measurement", None)
+    return {
+        "adapter": adapter.label,
+        "quantity": measurement.quantity if measurement else quantity,
+        "array": measurement.name if measurement else None,
+        "network": case.network.describe(),
+        "error": type(error).__name__,
+        "message": str(error),
+        "case": case.to_json(),
+        "repro": snippet,
+    }

@@ -1,34 +1,43 @@
-"""The pytest plugin (entry point ``pytest11``): ``--adapter`` and Hypothesis profiles.
+"""The pytest plugin (entry point ``pytest11``): the suite's command-line options, and nothing else.
 
-``pytest --pyargs backprop_conformance --adapter package.module:attribute`` checks an
-implementation; ``--adapter`` repeats, and without it the built-in torch and
-JAX adapters run in float32 and float64. An adapter that cannot run here
-(framework not installed) is skipped with the reason; one that does not
-satisfy the protocol fails every test with what is missing.
+Installed with the package, this module is loaded by every pytest run in the
+environment, so it is inert: it imports pytest alone, registers no
+Hypothesis profile, loads nothing and changes no global state. The suite
+itself (``backprop_conformance/suite/conftest.py``) is only imported when
+its tests are collected, ``pytest --pyargs backprop_conformance``; it reads
+these options, and its Hypothesis settings apply to its own tests only.
+
+Options (all namespaced, so that they clash with no other plugin):
+
+``--adapter SPEC``                 the implementation to check, repeatable;
+``--conformance-profile NAME``     ``dev``, ``ci`` or ``thorough`` (default: ``ci``
+                                   when the environment sets ``CI``, else ``dev``);
+``--conformance-max-examples N``   Hypothesis examples per test, overriding the profile's;
+``--conformance-no-shrink``        report the first failing example as drawn.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import argparse
 
 import pytest
 
-from backprop_conformance.adapters.loading import DEFAULT_ADAPTERS, load_adapter
-from backprop_conformance.adapters.protocol import Adapter, AdapterError, AdapterUnavailable
-from backprop_conformance.suite.profiles import register_profiles
+PROFILE_NAMES = ("dev", "ci", "thorough")
 
-register_profiles()
 
-#: The suite's own test modules live here; only their tests are run once per adapter.
-SUITE_DIRECTORY = Path(__file__).parent
-
-_LOADED: dict[str, Adapter | Exception] = {}
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--adapter SPEC`` (repeatable)."""
-    group = parser.getgroup("backprop-conformance")
+    """Add the suite's options to pytest's command line."""
+    group = parser.getgroup("backprop-conformance", "backprop-conformance suite (pytest --pyargs backprop_conformance)")
     group.addoption(
         "--adapter",
         action="append",
@@ -37,40 +46,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="adapter to check: package.module:attribute, a built-in name (reference, torch-float32, "
         "jax-float64, ...) or an entry point; repeatable (default: torch and jax in float32 and float64)",
     )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the suite's marker."""
-    config.addinivalue_line("markers", "conformance: a test of the backprop conformance suite")
-
-
-def adapter_specs(config: pytest.Config) -> list[str]:
-    """Return the adapter specs this run checks."""
-    return list(config.getoption("adapter") or DEFAULT_ADAPTERS)
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run every suite test that asks for ``adapter`` once per adapter spec."""
-    if "adapter" in metafunc.fixturenames and Path(metafunc.module.__file__).parent == SUITE_DIRECTORY:
-        specs = adapter_specs(metafunc.config)
-        metafunc.parametrize("adapter", specs, ids=specs, indirect=True, scope="session")
-
-
-def _load(spec: str) -> Adapter | Exception:
-    if spec not in _LOADED:
-        try:
-            _LOADED[spec] = load_adapter(spec)
-        except (AdapterUnavailable, AdapterError) as error:
-            _LOADED[spec] = error
-    return _LOADED[spec]
-
-
-@pytest.fixture(scope="session")
-def adapter(request: Any) -> Adapter:
-    """Return the adapter under test; skip if it cannot run here, fail if it is malformed."""
-    loaded = _load(request.param)
-    if isinstance(loaded, AdapterUnavailable):
-        pytest.skip(f"adapter {request.param!r} is unavailable: {loaded}")
-    if isinstance(loaded, Exception):
-        pytest.fail(str(loaded), pytrace=False)
-    return loaded
+    group.addoption(
+        "--conformance-profile",
+        choices=PROFILE_NAMES,
+        default=None,
+        help="the suite's Hypothesis settings: dev (40 examples), ci (60, derandomized, no database) or "
+        "thorough (1000); default ci when CI is set, else dev. Applies to the suite's tests only",
+    )
+    group.addoption(
+        "--conformance-max-examples",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="Hypothesis examples per suite test, instead of the profile's",
+    )
+    group.addoption(
+        "--conformance-no-shrink",
+        action="store_true",
+        default=False,
+        help="report the first failing example as drawn, without shrinking it",
+    )

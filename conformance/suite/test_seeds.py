@@ -15,7 +15,8 @@ from backprop_conformance.suite.judge import check
 
 def _case(key: str) -> Case:
     document = example(key)
-    return Case(document.network, document.params, document.x, document.y, document.learning_rate, document.batches)
+    return Case(document.network, document.params, document.x, document.y, document.learning_rate, document.batches,
+                source=key)
 
 
 @pytest.mark.parametrize("key", list(EXAMPLES))
