@@ -15,6 +15,7 @@ from backprop_conformance.adapters.loading import (
 )
 from backprop_conformance.adapters.protocol import (
     Adapter,
+    AdapterCallError,
     AdapterError,
     AdapterProtocol,
     AdapterUnavailable,
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_ADAPTERS",
     "ENTRY_POINT_GROUP",
     "Adapter",
+    "AdapterCallError",
     "AdapterError",
     "AdapterProtocol",
     "AdapterUnavailable",

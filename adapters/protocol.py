@@ -48,6 +48,10 @@ class AdapterUnavailable(RuntimeError):
     """An adapter cannot run here (its framework or device is missing); the suite skips it."""
 
 
+class AdapterCallError(RuntimeError):
+    """A method of the implementation raised; the message names the adapter, the method and the error."""
+
+
 @runtime_checkable
 class AdapterProtocol(Protocol):
     """The one method every implementation must have (see the module docstring)."""
@@ -110,24 +114,33 @@ class Adapter:
         """Return whether the implementation itself provides ``method``."""
         return callable(getattr(self.implementation, method, None))
 
+    def _call(self, method: str, *arguments: Any) -> Any:
+        """Return the implementation's ``method(*arguments)``; what it raises becomes an AdapterCallError."""
+        try:
+            return getattr(self.implementation, method)(*arguments)
+        except AdapterUnavailable:
+            raise
+        except Exception as error:
+            raise AdapterCallError(f"{self.label}: {method}() raised {type(error).__name__}: {error}") from error
+
     def loss_and_gradients(
         self, network: Network, params: Params, x: np.ndarray, y: np.ndarray
     ) -> tuple[float, Params]:
         """Return the implementation's (loss, grads) as a float and NumPy arrays."""
-        value, grads = self.implementation.loss_and_gradients(network, params, x, y)
+        value, grads = self._call("loss_and_gradients", network, params, x, y)
         return float(value), _as_numpy_params(grads, f"{self.label} grads")
 
     def forward(self, network: Network, params: Params, x: np.ndarray) -> np.ndarray:
         """Return the implementation's output; AdapterUnavailable if it has no forward."""
         if not self.supports("forward"):
             raise AdapterUnavailable(f"adapter {self.label!r} has no forward(network, params, x)")
-        return np.asarray(self.implementation.forward(network, params, x))
+        return np.asarray(self._call("forward", network, params, x))
 
     def sgd_step(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float) -> Params:
         """Return params after one gradient-descent step, the implementation's or derived."""
         if self.supports("sgd_step"):
             return _as_numpy_params(
-                self.implementation.sgd_step(network, params, x, y, learning_rate), f"{self.label} sgd_step"
+                self._call("sgd_step", network, params, x, y, learning_rate), f"{self.label} sgd_step"
             )
         _, grads = self.loss_and_gradients(network, params, x, y)
         return self._update(params, grads, learning_rate)
@@ -155,7 +168,7 @@ class Adapter:
     ) -> Trajectory:
         """Return the training trajectory, the implementation's or derived from sgd_step."""
         if self.supports("train"):
-            result = self.implementation.train(network, params, x, y, batches, learning_rate)
+            result = self._call("train", network, params, x, y, batches, learning_rate)
             return Trajectory(
                 losses=np.asarray(result.losses, dtype=np.float64),
                 params=_as_numpy_params(result.params, f"{self.label} train params"),

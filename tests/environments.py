@@ -82,9 +82,9 @@ def _closure(names: list[str]) -> dict[str, importlib.metadata.Distribution]:
 
 
 class Environment:
-    """A new virtual environment with the wheel installed and ``distributions`` (with their dependencies)."""
+    """A new virtual environment with ``distributions`` (with their dependencies) and the wheel, if given."""
 
-    def __init__(self, directory: Path, wheel: Path, distributions: list[str]) -> None:
+    def __init__(self, directory: Path, wheel: Path | None, distributions: list[str]) -> None:
         self.directory = directory
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True)
         self.python = directory / "bin" / "python"
@@ -99,11 +99,12 @@ class Environment:
                     continue
                 if not (site / entry).exists():
                     os.symlink(SITE_PACKAGES / entry, site / entry)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "--python", str(self.python), "install", "--quiet", "--no-deps",
-             "--no-index", "--disable-pip-version-check", str(wheel)],
-            check=True, capture_output=True, text=True,
-        )
+        if wheel is not None:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "--python", str(self.python), "install", "--quiet", "--no-deps",
+                 "--no-index", "--disable-pip-version-check", str(wheel)],
+                check=True, capture_output=True, text=True,
+            )
 
     def run(self, *command: str, cwd: Path, extra_env: dict[str, str] | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess:

@@ -18,6 +18,8 @@ SOURCES = {
 }
 #: What the suite and the report need, with their own dependencies (not torch or JAX).
 SUITE_AND_REPORT = ["numpy", "pytest", "hypothesis", "rich", "matplotlib", "threadpoolctl"]
+#: The [suite] extra alone: what backprop check and pytest --pyargs need.
+SUITE = ["numpy", "pytest", "hypothesis", "rich"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,15 @@ def test_the_wheel_holds_every_source_module_and_the_schema(wheel):
             if package == "backprop_conformance" or len(relative.parts) == 1:
                 expected.add(f"{package}/{relative.as_posix()}")
     assert expected - files == set()
-    assert "backprop_conformance/report/schema.json" in files
+    assert {"backprop_conformance/report/schema.json", "backprop_conformance/py.typed"} <= files
+    assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in files)
+
+
+def test_the_suite_extra_is_enough_for_check(tmp_path_factory, wheel, elsewhere):
+    suite_only = Environment(tmp_path_factory.mktemp("suite-only"), wheel, SUITE)
+    assert suite_only.run("python", "-c", "import matplotlib", cwd=elsewhere).returncode == 1
+    result = suite_only.run("backprop", "check", "reference", "--max-examples", "5", cwd=elsewhere)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_check_runs_installed_from_another_directory(environment, elsewhere):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backprop_conformance.adapters.loading import BUILTIN_ADAPTERS, load_adapter
-from backprop_conformance.adapters.protocol import Adapter, AdapterError, AdapterUnavailable
+from backprop_conformance.adapters.protocol import Adapter, AdapterCallError, AdapterError, AdapterUnavailable
 from backprop_conformance.reference.seeds import example
 from backprop_conformance.reference.training import train
 from backprop_conformance.report.cases import SweepCase
@@ -148,7 +148,9 @@ def compare_case(loaded: LoadedAdapter, sweep_case: SweepCase) -> list[dict[str,
         except OutsideModel as reason:
             verdict, message = "outside model", str(reason)
         except Exception as error:  # the report records an adapter's crash, it does not stop on it
-            verdict, message = "error", f"{type(error).__name__}: {error}"
+            # An AdapterCallError names the adapter, the method and the error already.
+            named = isinstance(error, AdapterCallError)
+            verdict, message = "error", str(error) if named else f"{type(error).__name__}: {error}"
         records += [_record(sweep_case, loaded, q, call, verdict, measurements, message) for q in quantities]
     return records
 

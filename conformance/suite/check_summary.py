@@ -124,8 +124,10 @@ class SummaryPlugin:
             failure = outcome.result.failure if outcome.result and outcome.result.failure else None
             if failure is None:
                 failure = {"adapter": outcome.adapter, "message": outcome.reason or "failed", "repro": None}
-            key = (failure["adapter"], failure.get("quantity"), failure.get("array"), failure.get("network"),
-                   None if failure.get("quantity") else failure["message"].splitlines()[0])
+            if failure.get("array"):  # a value out of tolerance: its quantity, array and (shrunk) network
+                key = (failure["adapter"], failure["quantity"], failure["array"], failure["network"])
+            else:  # an exception, or a failure outside a comparison: the same error anywhere is one cause
+                key = (failure["adapter"], failure.get("error"), failure["message"].splitlines()[0])
             cause = causes.setdefault(key, Cause(key, failure))
             cause.tests.append(short_test_id(outcome.nodeid, outcome.adapter))
             if failure.get("repro") and len(failure["repro"]) < len(cause.failure.get("repro") or "x" * 10**9):

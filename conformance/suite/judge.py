@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import note, reject
 
-from backprop_conformance.adapters.protocol import Adapter
+from backprop_conformance.adapters.protocol import Adapter, AdapterCallError
 from backprop_conformance.suite import session
 from backprop_conformance.suite.assertions import ConformanceError, Measurement, require
 from backprop_conformance.suite.case import Case
@@ -65,15 +65,15 @@ def check(
             reject()
         pytest.fail(f"explicit case is outside the tolerance model: {reason}")
     except Exception as error:
-        # A drawn case gets the repro on any failure (the adapter may raise); an explicit one on a ConformanceError.
-        if not drawn and not isinstance(error, ConformanceError):
-            raise
-        snippet = repro_snippet(pristine, adapter.spec, _CALLS[compare.__name__])
-        session.record_failure(_failure(adapter, pristine, error, snippet, quantity))
-        if drawn:
+        call = _CALLS[compare.__name__]
+        snippet = repro_snippet(pristine, adapter.spec, call)
+        session.record_failure(_failure(adapter, pristine, error, snippet, quantity, call))
+        if drawn:  # any failure gets the repro (the adapter may raise), as a note of the shrunk example
             note(f"repro:\n{snippet}")
             raise
-        raise ConformanceError(f"{error}\nrepro:\n{snippet}") from None
+        if not isinstance(error, ConformanceError):
+            raise
+        raise ConformanceError(f"{error}\nrepro:\n{snippet}", error.measurement) from None
 
 
 def require_method(adapter: Adapter, method: str) -> None:
@@ -82,16 +82,21 @@ def require_method(adapter: Adapter, method: str) -> None:
         pytest.skip(f"adapter {adapter.label!r} has no {method}(); nothing of its own to check")
 
 
-def _failure(adapter: Adapter, case: Case, error: Exception, snippet: str, quantity: str | None) -> dict:
+def _failure(
+    adapter: Adapter, case: Case, error: Exception, snippet: str, quantity: str | None, call: str
+) -> dict:
     """Return what a failing check records: its cause, its message, the case and the repro."""
     measurement = getattr(error, "measurement", None)
+    message = str(error)
+    if not isinstance(error, (ConformanceError, AdapterCallError)):
+        message = f"{adapter.label}: {call}: {type(error).__name__}: {error}"
     return {
         "adapter": adapter.label,
         "quantity": measurement.quantity if measurement else quantity,
         "array": measurement.name if measurement else None,
         "network": case.network.describe(),
         "error": type(error).__name__,
-        "message": str(error),
+        "message": message,
         "case": case.to_json(),
         "repro": snippet,
     }
