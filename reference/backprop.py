@@ -44,6 +44,7 @@ import numpy as np
 from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS
 from backprop_conformance.reference.losses import LOSS_FUNCTIONS, normaliser
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.overflow import raising
 from backprop_conformance.reference.validation import check_data, check_params, check_x
 
 
@@ -133,9 +134,14 @@ def _loss_and_gradients(
 
 
 def forward(network: Network, params: Any, x: Any) -> np.ndarray:
-    """Return the network's output a_L, shape (m, n_L) (logits for cross_entropy)."""
+    """Return the network's output a_L, shape (m, n_L) (logits for cross_entropy).
+
+    Raises ReferenceOverflow, naming the array, where float64 overflows.
+    """
     params = check_params(network, params)
-    _, activations = _forward(network, params, check_x(network, x))
+    x = check_x(network, x)
+    with raising("forward", network, params, x, None):
+        _, activations = _forward(network, params, x)
     return activations[-1]
 
 
@@ -143,14 +149,18 @@ def loss(network: Network, params: Any, x: Any, y: Any) -> float:
     """Return the loss J of the batch (x, y), reduced as the network says."""
     params = check_params(network, params)
     x, y = check_data(network, x, y)
-    return float(_loss(network, params, x, y))
+    with raising("loss", network, params, x, y):
+        return float(_loss(network, params, x, y))
 
 
 def loss_and_gradients(network: Network, params: Any, x: Any, y: Any) -> tuple[float, Params]:
     """Return ``(J, grads)``: the loss and dJ/dW, dJ/db in the params' structure.
 
-    This is the oracle every adapter is judged against.
+    This is the oracle every adapter is judged against. Raises
+    ReferenceOverflow, naming the array, where float64 overflows.
     """
     params = check_params(network, params)
     x, y = check_data(network, x, y)
-    return _loss_and_gradients(network, params, x, y)
+    with raising("loss_and_gradients", network, params, x, y):
+        return _loss_and_gradients(network, params, x, y)
+

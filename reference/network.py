@@ -92,13 +92,17 @@ def _validated_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
 def _validated_activations(activations: Sequence[str] | str, depth: int) -> tuple[str, ...]:
     if isinstance(activations, str):
         activations = (activations,) * depth
+    if not isinstance(activations, Sequence):
+        raise TypeError(
+            f"activations={activations!r:.60} must be an activation name or a sequence of names, one per layer"
+        )
     activations = tuple(activations)
     if len(activations) != depth:
         raise ValueError(
             f"activations has {len(activations)} entries, the network has {depth} layers"
         )
     for index, name in enumerate(activations):
-        if name not in ACTIVATIONS:
+        if not isinstance(name, str) or name not in ACTIVATIONS:
             raise ValueError(
                 f"activations[{index}]={name!r} is not one of {', '.join(ACTIVATIONS)}"
             )
@@ -110,7 +114,14 @@ def init_params(network: Network, seed: int | None = None) -> Params:
 
     ``W`` and ``b`` are uniform on ``[-1/sqrt(n_in), 1/sqrt(n_in)]``, the bound
     ``torch.nn.Linear`` uses; ``b`` is None when the network has no biases.
+    ``seed`` is None (fresh entropy) or an integer >= 0.
     """
+    if not isinstance(network, Network):
+        raise TypeError(f"network={network!r:.60} must be a reference.Network")
+    if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"seed={seed!r:.60} must be None or an integer >= 0")
+    if seed is not None and seed < 0:
+        raise ValueError(f"seed={seed} must be >= 0")
     rng = np.random.default_rng(seed)
     params: Params = []
     for n_in, n_out in zip(network.sizes[:-1], network.sizes[1:]):

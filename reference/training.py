@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from backprop_conformance.reference.backprop import Workspace, _backprop
+from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.overflow import UpdateOverflow, raising
 from backprop_conformance.reference.validation import (
     check_batches,
     check_data,
@@ -60,14 +62,19 @@ def _sgd_update_in_place(params: Params, grads: Params, learning_rate: float) ->
     Overwrites both ``params`` and ``grads``, and allocates nothing (speed):
     only for callers that own both, such as ``sgd_step`` and ``train``, whose
     params are the fresh copies ``check_params`` makes, never the caller's.
-    The numbers are those of ``_sgd_update``, bit for bit.
+    The numbers are those of ``_sgd_update``, bit for bit. Under
+    ``overflow.raising`` an update that overflows raises UpdateOverflow naming
+    its array.
     """
-    for (weight, bias), (d_weight, d_bias) in zip(params, grads):
-        d_weight *= learning_rate
-        weight -= d_weight
-        if bias is not None:
-            d_bias *= learning_rate
-            bias -= d_bias
+    for layer, ((weight, bias), (d_weight, d_bias)) in enumerate(zip(params, grads), start=1):
+        for kind, theta, gradient in (("W", weight, d_weight), ("b", bias, d_bias)):
+            if theta is None:
+                continue
+            try:
+                gradient *= learning_rate
+                theta -= gradient
+            except FloatingPointError:
+                raise UpdateOverflow(parameter_name(layer, kind)) from None
     return params
 
 
@@ -99,7 +106,9 @@ def sgd_step(network: Network, params: Any, x: Any, y: Any, learning_rate: float
     """
     params = check_params(network, params)  # fresh copies: updated in place below
     x, y = check_data(network, x, y)
-    _train_step(network, params, x, y, check_learning_rate(learning_rate))
+    learning_rate = check_learning_rate(learning_rate)
+    with raising("sgd_step", network, params, x, y, learning_rate=learning_rate):
+        _train_step(network, params, x, y, learning_rate)
     return params
 
 
@@ -154,7 +163,10 @@ def train(
     workspaces: dict[int, Workspace] = {}
     for iteration, batch in enumerate(batches):
         size = len(batch)
-        losses[iteration], workspaces[size] = _train_step(
-            network, params, x[batch], y[batch], learning_rate, workspaces.get(size)
-        )
+        x_batch, y_batch = x[batch], y[batch]
+        step = f"step {iteration + 1} of {len(batches)} ({size} samples): "
+        with raising("train", network, params, x_batch, y_batch, step=step, learning_rate=learning_rate):
+            losses[iteration], workspaces[size] = _train_step(
+                network, params, x_batch, y_batch, learning_rate, workspaces.get(size)
+            )
     return Trajectory(losses=losses, params=params)

@@ -8,6 +8,7 @@ field and the value, never a NumPy traceback or a silently wrong answer.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,14 +17,31 @@ import numpy as np
 from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Network, Params
 
+#: NumPy >= 1.25 keeps its warnings in numpy.exceptions.
+_COMPLEX_WARNING = np.exceptions.ComplexWarning if hasattr(np, "exceptions") else np.ComplexWarning
 
 def _float_array(value: Any, field: str) -> np.ndarray:
-    """Return a float64 copy of ``value``, or raise naming ``field``."""
-    if isinstance(value, np.ndarray) and np.iscomplexobj(value):
-        raise TypeError(f"{field} is complex ({value.dtype}); real numbers are required")
+    """Return a float64 copy of ``value``, or raise naming ``field``.
+
+    Complex numbers are refused, never cast (the cast would drop the
+    imaginary part), and so are strings, even numeric ones.
+    """
     try:
-        array = np.array(value, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", _COMPLEX_WARNING)
+            found = np.asarray(value)
+            if np.iscomplexobj(found):
+                raise TypeError(f"{field} is complex ({found.dtype}); real numbers are required")
+            if found.dtype.kind in "USV":
+                raise TypeError(f"{field} is not a numeric array: it holds {found.dtype} values")
+            array = np.array(found, dtype=np.float64, copy=True)
+    except _COMPLEX_WARNING:
+        raise TypeError(f"{field} holds complex numbers; real numbers are required") from None
+    except TypeError as error:
+        if str(error).startswith(field):
+            raise
+        raise TypeError(f"{field} is not a numeric array: {error}") from None
+    except (ValueError, OverflowError) as error:
         raise TypeError(f"{field} is not a numeric array: {error}") from None
     return array
 
@@ -92,9 +110,11 @@ def check_y(network: Network, y: Any, n_samples: int) -> np.ndarray:
     if network.loss == "cross_entropy":
         labels = np.array(y, copy=True)
         if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
-            first = labels.ravel()[0].item() if labels.size else None
+            first = labels.ravel()[0] if labels.size else None
+            hint = " (an object array: convert it with .astype(int))" if labels.dtype == object else ""
             raise TypeError(
-                f"y must hold integer class labels for cross_entropy, got dtype {labels.dtype} (y[0]={first!r})"
+                f"y must hold integer class labels for cross_entropy, got dtype {labels.dtype} "
+                f"(y[0]={first!r}){hint}"
             )
         if labels.shape != (n_samples,):
             raise ValueError(f"y has shape {labels.shape}; cross_entropy needs labels ({n_samples},)")
@@ -126,8 +146,11 @@ def check_data(network: Network, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray
 def check_learning_rate(learning_rate: Any) -> float:
     """Return the learning rate as a float after checking it is finite and positive."""
     if isinstance(learning_rate, (bool, np.bool_)) or not isinstance(learning_rate, numbers.Real):
-        raise TypeError(f"learning_rate={learning_rate!r} must be a real number")
-    learning_rate = float(learning_rate)
+        raise TypeError(f"learning_rate={learning_rate!r:.60} must be a real number")
+    try:
+        learning_rate = float(learning_rate)
+    except OverflowError:
+        raise ValueError(f"learning_rate={learning_rate!r:.60} is too large for float64 (above 1.8e308)") from None
     if not np.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"learning_rate={learning_rate!r} must be finite and > 0")
     return learning_rate
