@@ -18,6 +18,9 @@ Everything crosses the boundary as NumPy arrays in the reference's layout
 (``reference.conventions``): ``params`` a list of ``(W, b)`` pairs with ``W``
 of shape ``(n_out, n_in)`` and ``b`` of shape ``(n_out,)`` or None. The suite
 hands over float64 arrays; the implementation casts to its own dtype inside.
+``Adapter`` passes every call through ``adapters.boundary``: the
+implementation gets copies it may not write into, a per-call timeout, and
+its results are checked before anything is compared.
 
 Growth: a new capability (momentum, Adam, ...) arrives as a new *optional*
 method taking an optimizer spec, e.g. ``optimizer_step(network, params, x, y,
@@ -28,12 +31,40 @@ written against today's protocol stays valid.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from backprop_conformance.adapters.boundary import (
+    DEFAULT_TIMEOUT,
+    AdapterCallError,
+    AdapterModifiedInput,
+    AdapterResultError,
+    AdapterTimeout,
+    CallTimedOut,
+    call_with_timeout,
+    copies,
+    modified_input,
+    pairs,
+    real_array,
+    real_number,
+)
 from backprop_conformance.reference.network import Network, Params
+
+__all__ = [
+    "DTYPES",
+    "Adapter",
+    "AdapterCallError",
+    "AdapterError",
+    "AdapterModifiedInput",
+    "AdapterProtocol",
+    "AdapterResultError",
+    "AdapterTimeout",
+    "AdapterUnavailable",
+    "Trajectory",
+]
 
 DTYPES = ("float32", "float64")
 REQUIRED_METHODS = ("loss_and_gradients",)
@@ -46,10 +77,6 @@ class AdapterError(ValueError):
 
 class AdapterUnavailable(RuntimeError):
     """An adapter cannot run here (its framework or device is missing); the suite skips it."""
-
-
-class AdapterCallError(RuntimeError):
-    """A method of the implementation raised; the message names the adapter, the method and the error."""
 
 
 @runtime_checkable
@@ -71,22 +98,27 @@ class Trajectory:
     params: Params
 
 
-def _as_numpy_params(params: Any, field: str) -> Params:
-    """Return ``params`` as a list of (W, b) NumPy pairs, or raise naming ``field``."""
-    try:
-        return [(np.asarray(weight), None if bias is None else np.asarray(bias)) for weight, bias in params]
-    except (TypeError, ValueError) as error:
-        raise AdapterError(f"{field} is not a list of (W, b) pairs: {error}") from None
+#: The parameter names of each method, as the protocol passes its arguments (for messages).
+ARGUMENT_NAMES = {
+    "forward": ("network", "params", "x"),
+    "loss_and_gradients": ("network", "params", "x", "y"),
+    "sgd_step": ("network", "params", "x", "y", "learning_rate"),
+    "train": ("network", "params", "x", "y", "batches", "learning_rate"),
+}
 
 
 class Adapter:
     """An implementation behind the full protocol, with the optional methods derived.
 
-    ``Adapter(implementation)`` checks the required parts once; the suite only
-    ever talks to this wrapper.
+    ``Adapter(implementation, timeout=60)`` checks the required parts once;
+    the suite only ever talks to this wrapper. Every call goes through
+    ``adapters.boundary``: the implementation gets copies of its inputs
+    (and fails if it writes into them), must return within ``timeout``
+    seconds (None: no limit), and what it returns is checked and converted
+    to NumPy.
     """
 
-    def __init__(self, implementation: Any) -> None:
+    def __init__(self, implementation: Any, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         name = getattr(implementation, "name", None)
         if not isinstance(name, str) or not name:
             raise AdapterError(
@@ -102,8 +134,11 @@ class Adapter:
         self.implementation = implementation
         self.name: str = name
         self.dtype: str = dtype
+        #: Seconds a call may take (None: no limit); the suite's --timeout sets it.
+        self.timeout: float | None = timeout
         #: How to load this adapter again (set by load_adapter), for repro snippets.
         self.spec: str = name
+        self._timed_out: str | None = None
 
     @property
     def label(self) -> str:
@@ -115,33 +150,54 @@ class Adapter:
         return callable(getattr(self.implementation, method, None))
 
     def _call(self, method: str, *arguments: Any) -> Any:
-        """Return the implementation's ``method(*arguments)``; what it raises becomes an AdapterCallError."""
+        """Return the implementation's ``method`` called on copies of ``arguments``, through the boundary."""
+        if self._timed_out is not None:
+            raise AdapterTimeout(self._timed_out)
+        passed = copies(arguments)
         try:
-            return getattr(self.implementation, method)(*arguments)
+            result = call_with_timeout(getattr(self.implementation, method), passed, self.timeout)
         except AdapterUnavailable:
             raise
+        except CallTimedOut:
+            self._timed_out = (
+                f"{self.label}: {method}() did not return within {self.timeout:g} s (the per-call timeout, "
+                "--timeout); the adapter is not called again in this run"
+            )
+            raise AdapterTimeout(self._timed_out) from None
         except Exception as error:
             raise AdapterCallError(f"{self.label}: {method}() raised {type(error).__name__}: {error}") from error
+        changed = modified_input(ARGUMENT_NAMES[method], arguments, passed)
+        if changed is not None:
+            raise AdapterModifiedInput(f"{self.label}: {method}() modified its input {changed} in place")
+        return result
+
+    def _checked(self, method: str, check: Any, *arguments: Any) -> Any:
+        """Return ``check(*arguments)``, its ValueError turned into an AdapterResultError naming ``method``."""
+        try:
+            return check(*arguments)
+        except ValueError as error:
+            raise AdapterResultError(f"{self.label}: {method}(): {error}") from None
 
     def loss_and_gradients(
         self, network: Network, params: Params, x: np.ndarray, y: np.ndarray
     ) -> tuple[float, Params]:
         """Return the implementation's (loss, grads) as a float and NumPy arrays."""
-        value, grads = self._call("loss_and_gradients", network, params, x, y)
-        return float(value), _as_numpy_params(grads, f"{self.label} grads")
+        result = self._call("loss_and_gradients", network, params, x, y)
+        self._checked("loss_and_gradients", _loss_and_grads_pair, result)
+        value = self._checked("loss_and_gradients", real_number, result[0], "the loss")
+        return value, self._checked("loss_and_gradients", pairs, result[1], "the gradients", network.depth)
 
     def forward(self, network: Network, params: Params, x: np.ndarray) -> np.ndarray:
         """Return the implementation's output; AdapterUnavailable if it has no forward."""
         if not self.supports("forward"):
             raise AdapterUnavailable(f"adapter {self.label!r} has no forward(network, params, x)")
-        return np.asarray(self._call("forward", network, params, x))
+        return self._checked("forward", real_array, self._call("forward", network, params, x), "the output")
 
     def sgd_step(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float) -> Params:
         """Return params after one gradient-descent step, the implementation's or derived."""
         if self.supports("sgd_step"):
-            return _as_numpy_params(
-                self._call("sgd_step", network, params, x, y, learning_rate), f"{self.label} sgd_step"
-            )
+            result = self._call("sgd_step", network, params, x, y, learning_rate)
+            return self._checked("sgd_step", pairs, result, "the params", network.depth)
         _, grads = self.loss_and_gradients(network, params, x, y)
         return self._update(params, grads, learning_rate)
 
@@ -169,10 +225,8 @@ class Adapter:
         """Return the training trajectory, the implementation's or derived from sgd_step."""
         if self.supports("train"):
             result = self._call("train", network, params, x, y, batches, learning_rate)
-            return Trajectory(
-                losses=np.asarray(result.losses, dtype=np.float64),
-                params=_as_numpy_params(result.params, f"{self.label} train params"),
-            )
+            losses = self._checked("train", _trajectory_losses, result, len(batches))
+            return Trajectory(losses, self._checked("train", pairs, result.params, "the params", network.depth))
         losses = np.empty(len(batches))
         for iteration, batch in enumerate(batches):
             losses[iteration], grads = self.loss_and_gradients(network, params, x[batch], y[batch])
@@ -184,3 +238,21 @@ class Adapter:
 
     def __repr__(self) -> str:
         return f"Adapter({self.label!r})"
+
+
+def _loss_and_grads_pair(result: Any) -> None:
+    """Raise ValueError unless ``result`` is the pair (loss, grads)."""
+    if isinstance(result, (str, bytes, np.ndarray)) or not isinstance(result, Sequence):
+        raise ValueError(f"returned a {type(result).__name__}; it must return the pair (loss, grads)")
+    if len(result) != 2:
+        raise ValueError(f"returned {len(result)} values; it must return the pair (loss, grads)")
+
+
+def _trajectory_losses(result: Any, iterations: int) -> np.ndarray:
+    """Return a trajectory's losses as float64, after checking it has losses and params, one loss per batch."""
+    if not (hasattr(result, "losses") and hasattr(result, "params")):
+        raise ValueError(f"returned a {type(result).__name__} without .losses and .params (a Trajectory)")
+    losses = real_array(result.losses, "the trajectory's losses")
+    if losses.shape != (iterations,):
+        raise ValueError(f"the trajectory's losses have shape {losses.shape}; one per batch is {(iterations,)}")
+    return losses.astype(np.float64)

@@ -168,3 +168,20 @@ def test_help_documents_every_exit_status():
     result = subprocess.run([*BACKPROP, "check", "--help"], capture_output=True, text=True, check=True)
     for code in EXIT_STATUS:
         assert re.search(rf"^\s+{code}\s", result.stdout, flags=re.MULTILINE), code
+
+
+def test_every_ratio_in_the_summary_was_judged(workdir, tmp_path):
+    out = tmp_path / "check.json"
+    result = check(workdir, "mymodule:DoubledLoss", "--json", str(out), "--max-examples", "10")
+    rows = re.findall(r"│ mymodule:DoubledLoss\s+│ ([\w' ]+?)\s+│ (\w+)\s+│ (\d+)\s+│ (\S+)\s+│", result.stdout)
+    assert {row[0] for row in rows} >= {"gradient", "loss", "documents' networks"}, result.stdout
+    for quantity, verdict, _, worst in rows:
+        if verdict == "skipped":  # forward: this adapter has none
+            continue
+        assert worst != "-", quantity  # the documents' row too: a number that was judged
+        if verdict == "pass":
+            assert float(worst) <= 1, (quantity, worst)
+    # test_gradients measures the (wrong) loss too, but only judges the gradients: no loss record of it.
+    records = json.loads(out.read_text())["records"]
+    assert {r["quantity"] for r in records if "test_gradients" in r["test"]} == {"gradient"}
+    assert all(r["worst_ratio"] is None or r["worst_ratio"] <= 1 for r in records if r["verdict"] == "pass")

@@ -43,7 +43,8 @@ from backprop_conformance.bench.render import render_markdown
 from backprop_conformance.bench.suite_speed import suite_throughput
 from backprop_conformance.bench.targets import targets
 from backprop_conformance.common.arguments import positive_int
-from backprop_conformance.common.files import write_atomically
+from backprop_conformance.common.files import OutputError, check_output_directory
+from backprop_conformance.common.publish import publish
 
 
 def command_line(arguments: argparse.Namespace) -> str:
@@ -75,6 +76,11 @@ def _log(message: str) -> None:
 
 def run(arguments: argparse.Namespace) -> int:
     """Time every implementation on every size, optionally the suite, and write the report."""
+    try:
+        check_output_directory(Path(arguments.out))  # before minutes of timing, not after
+    except OutputError as error:
+        print(f"backprop bench: {error}", file=sys.stderr)
+        return 2
     quick = arguments.quick
     repeats = arguments.repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
     sample_seconds = QUICK_SAMPLE_SECONDS if quick else SAMPLE_SECONDS
@@ -124,10 +130,15 @@ def run(arguments: argparse.Namespace) -> int:
     }
     document["targets"] = targets(document)
     out_dir = Path(arguments.out)
-    write_atomically(out_dir, {
+    files = {
         JSON_FILE: (json.dumps(document, indent=2) + "\n").encode("utf-8"),
         MARKDOWN_FILE: render_markdown(document).encode("utf-8"),
-    }, last=JSON_FILE)
+    }
+    try:
+        publish(out_dir, files, kind="performance")
+    except OutputError as error:
+        print(f"backprop bench: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {out_dir / MARKDOWN_FILE} and {out_dir / JSON_FILE}")
     for check in document["targets"]:
         verdict = "met" if check["met"] else "NOT met"

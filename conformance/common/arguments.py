@@ -24,3 +24,14 @@ def integer_at_least(minimum: int) -> Callable[[str], int]:
 #: argparse types for counts (>= 1) and seeds (>= 0).
 positive_int = integer_at_least(1)
 non_negative_int = integer_at_least(0)
+
+
+def seconds(text: str) -> float:
+    """argparse type of a timeout: a finite number of seconds >= 0, 0 meaning no limit."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds >= 0 (0: no limit)")
+    return value

@@ -21,6 +21,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from backprop_conformance.report.content import strip_controls
 from backprop_conformance.report.document import FIGURE_FILES
 from backprop_conformance.report.records import TRAINING_FIGURE_EXAMPLE
 
@@ -38,6 +39,15 @@ QUANTITY_COLOURS = {
 ADAPTER_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")
 
 Record = Mapping[str, Any]
+
+
+def shown(label: str) -> str:
+    """Return an adapter's label as matplotlib should show it: literally.
+
+    A ``$`` would start mathtext (and ``$\\frac{x}$`` would crash the
+    drawing), so each one is escaped; control characters are dropped.
+    """
+    return strip_controls(label).replace("$", r"\$")
 
 
 def _png(figure: Figure) -> bytes:
@@ -82,7 +92,7 @@ def error_distribution(records: Sequence[Record], labels: Sequence[str]) -> byte
             )
     axes.axvline(1.0, color="black", linestyle="--", linewidth=1, label="tolerance (ratio 1)")
     axes.set_xscale("log")
-    axes.set_yticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(labels)), [shown(label) for label in labels])
     axes.invert_yaxis()
     axes.set_xlabel(f"worst |diff| / allowed per network (exact matches at {RATIO_FLOOR:g})")
     axes.set_title("Distance to the tolerance, per adapter x dtype and quantity")
@@ -116,7 +126,7 @@ def error_by_size(records: Sequence[Record], networks: Mapping[str, Mapping[str,
         ratios = [_floored(worst[i]) for i in ids]
         for axes, key in ((depth_axes, "depth"), (width_axes, "width")):
             positions = [networks[i][key] + offset * (1 if key == "depth" else 2) for i in ids]
-            axes.scatter(positions, ratios, s=16, alpha=0.75, color=colour, label=label)
+            axes.scatter(positions, ratios, s=16, alpha=0.75, color=colour, label=shown(label))
     for axes, text in ((depth_axes, "depth (layers with weights)"), (width_axes, "widest layer")):
         axes.axhline(1.0, color="black", linestyle="--", linewidth=1)
         axes.set_yscale("log")
@@ -145,10 +155,10 @@ def training_curves(curves: Mapping[str, Sequence[float]], title: str) -> bytes:
         losses = np.asarray(losses, dtype=np.float64)
         iterations = np.arange(1, len(losses) + 1)
         colour = ADAPTER_COLOURS[slot % len(ADAPTER_COLOURS)]
-        loss_axes.plot(iterations, losses, color=colour, linestyle="--", marker=".", linewidth=1, label=label)
+        loss_axes.plot(iterations, losses, color=colour, linestyle="--", marker=".", linewidth=1, label=shown(label))
         if baseline.shape == losses.shape:
             difference = np.maximum(np.abs(losses - baseline), 1e-18)
-            diff_axes.plot(iterations, difference, color=colour, marker=".", label=label)
+            diff_axes.plot(iterations, difference, color=colour, marker=".", label=shown(label))
     loss_axes.set_xlabel("iteration")
     loss_axes.set_ylabel("mini-batch loss J (before the update)")
     loss_axes.legend(fontsize="small")

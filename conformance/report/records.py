@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from backprop_conformance.adapters.boundary import DEFAULT_TIMEOUT
 from backprop_conformance.adapters.loading import BUILTIN_ADAPTERS, load_adapter
 from backprop_conformance.adapters.protocol import Adapter, AdapterCallError, AdapterError, AdapterUnavailable
 from backprop_conformance.reference.seeds import example
@@ -70,8 +71,8 @@ def expand_specs(specs: Sequence[str], dtypes: Sequence[str]) -> list[str]:
     return expanded
 
 
-def load_adapters(specs: Sequence[str]) -> list[LoadedAdapter]:
-    """Return every spec loaded, or with the reason it is unavailable.
+def load_adapters(specs: Sequence[str], timeout: float | None = DEFAULT_TIMEOUT) -> list[LoadedAdapter]:
+    """Return every spec loaded, each call limited to ``timeout`` seconds, or with the reason it is unavailable.
 
     A built-in adapter that is missing its framework, or broken, is recorded
     as unavailable; a ``package.module:attribute`` or entry point that does
@@ -80,7 +81,9 @@ def load_adapters(specs: Sequence[str]) -> list[LoadedAdapter]:
     loaded = []
     for spec in specs:
         try:
-            loaded.append(LoadedAdapter(spec, load_adapter(spec)))
+            adapter = load_adapter(spec)
+            adapter.timeout = timeout
+            loaded.append(LoadedAdapter(spec, adapter))
         except AdapterUnavailable as reason:
             loaded.append(LoadedAdapter(spec, None, str(reason)))
         except AdapterError as error:
@@ -206,18 +209,34 @@ def _progress(
         line("sweep finished")
 
 
+class SweepInterrupted(Exception):
+    """The sweep was interrupted (Ctrl-C); ``records`` holds what was measured, ``runs`` of ``planned``."""
+
+    def __init__(self, records: list[dict[str, Any]], runs: int, planned: int) -> None:
+        super().__init__(f"interrupted after {runs} of {planned} network x adapter runs")
+        self.records, self.runs, self.planned = records, runs, planned
+
+
 def sweep(
     cases: Sequence[SweepCase], adapters: Sequence[LoadedAdapter], progress: str | None = None
 ) -> list[dict[str, Any]]:
-    """Return the records of every case through every loaded adapter, in case then adapter order."""
+    """Return the records of every case through every loaded adapter, in case then adapter order.
+
+    On Ctrl-C, raises SweepInterrupted holding the records of the runs that finished.
+    """
     usable = [loaded for loaded in adapters if loaded.adapter is not None]
     records: list[dict[str, Any]] = []
-    with _progress(progress, len(cases) * len(usable)) as step:
-        for sweep_case in cases:
-            for loaded in usable:
-                done = step(f"{sweep_case.identifier} {loaded.label}")
-                records += compare_case(loaded, sweep_case)
-                done()
+    runs, planned = 0, len(cases) * len(usable)
+    try:
+        with _progress(progress, planned) as step:
+            for sweep_case in cases:
+                for loaded in usable:
+                    done = step(f"{sweep_case.identifier} {loaded.label}")
+                    records += compare_case(loaded, sweep_case)
+                    runs += 1
+                    done()
+    except KeyboardInterrupt:
+        raise SweepInterrupted(records, runs, planned) from None
     return records
 
 

@@ -7,11 +7,21 @@ import html
 import re
 from collections.abc import Sequence
 
-from backprop_conformance.report.content import GENERATED_COMMENT, Block
+from backprop_conformance.report.content import GENERATED_COMMENT, Block, Code, Literal, strip_controls
 
 
-def _inline(text: str) -> str:
-    """Return ``text`` escaped for HTML, with its `code` spans as <code>."""
+def _escaped(text: str) -> str:
+    return html.escape(strip_controls(text))
+
+
+def _inline(text: object) -> str:
+    """Return a block's text as HTML: this project's own `code` spans as <code>, outside text escaped."""
+    if isinstance(text, Literal):
+        return _escaped(text)
+    if isinstance(text, Code):
+        return f"<code>{_escaped(text)}</code>"
+    if isinstance(text, tuple):
+        return "".join(_inline(segment) for segment in text)
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(text)))
 
 
@@ -28,8 +38,8 @@ figcaption { font-style: italic; color: #555; }
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows)
+    head = "".join(f"<th>{_escaped(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_escaped(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -45,10 +55,10 @@ def _html_block(block: Block, images: dict[str, bytes]) -> str:
     if kind == "table":
         return _html_table(block[1], block[2])
     if kind == "details":
-        summary, code = html.escape(block[1]), html.escape(block[2])
+        summary, code = _escaped(block[1]), _escaped(block[2])
         return f"<details><summary>{summary}</summary><pre><code>{code}</code></pre></details>"
     data = base64.b64encode(images[block[1]]).decode("ascii")
-    caption = html.escape(block[2])
+    caption = _escaped(block[2])
     image = f'<img src="data:image/png;base64,{data}" alt="{caption}">'
     return f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
 

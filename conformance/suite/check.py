@@ -86,6 +86,8 @@ def pytest_options(arguments: argparse.Namespace) -> list[str]:
         options += ["--conformance-max-examples", str(arguments.max_examples)]
     if arguments.no_shrink:
         options.append("--conformance-no-shrink")
+    if arguments.timeout is not None:
+        options += ["--conformance-timeout", str(arguments.timeout)]
     if arguments.exitfirst:
         options.append("-x")
     if arguments.k:
@@ -151,7 +153,7 @@ def _epilog() -> str:
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the ``check`` subcommand to ``commands`` and return its parser."""
-    from backprop_conformance.common.arguments import positive_int
+    from backprop_conformance.common.arguments import positive_int, seconds
 
     parser = commands.add_parser(
         "check",
@@ -173,6 +175,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing test")
     parser.add_argument("--no-shrink", action="store_true",
                         help="report the first failing example as drawn, without shrinking it")
+    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
+                        help="seconds each adapter call may take before it fails, naming the adapter and the method "
+                        "(default 60; 0: no limit)")
     parser.add_argument("--junitxml", type=Path, default=None, metavar="PATH", help="also write a JUnit XML report")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="also write one JSON record per test and quantity: adapter, verdict, worst ratio, "

@@ -19,6 +19,7 @@ if _MISSING:
         "pip install 'backprop-conformance[suite]'"
     )
 
+from backprop_conformance.adapters.boundary import DEFAULT_TIMEOUT  # noqa: E402
 from backprop_conformance.adapters.loading import DEFAULT_ADAPTERS  # noqa: E402
 from backprop_conformance.adapters.protocol import Adapter, AdapterUnavailable  # noqa: E402
 from backprop_conformance.suite import profiles, session  # noqa: E402
@@ -53,6 +54,8 @@ def adapter(request: pytest.FixtureRequest) -> Adapter:
         pytest.skip(f"adapter {request.param!r} is unavailable: {loaded}")
     if isinstance(loaded, Exception):
         pytest.fail(str(loaded), pytrace=False)
+    timeout = request.config.getoption("conformance_timeout", None)
+    loaded.timeout = DEFAULT_TIMEOUT if timeout is None else (timeout or None)
     return loaded
 
 

@@ -13,26 +13,18 @@ Options (all namespaced, so that they clash with no other plugin):
 ``--conformance-profile NAME``     ``dev``, ``ci`` or ``thorough`` (default: ``ci``
                                    when the environment sets ``CI``, else ``dev``);
 ``--conformance-max-examples N``   Hypothesis examples per test, overriding the profile's;
-``--conformance-no-shrink``        report the first failing example as drawn.
+``--conformance-no-shrink``        report the first failing example as drawn;
+``--conformance-timeout SECONDS``  per adapter call (default 60; 0: no limit).
 """
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
+# argparse types only: this module may import nothing heavy.
+from backprop_conformance.common.arguments import positive_int, seconds
+
 PROFILE_NAMES = ("dev", "ci", "thorough")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,10 +47,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--conformance-max-examples",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="Hypothesis examples per suite test, instead of the profile's",
+    )
+    group.addoption(
+        "--conformance-timeout",
+        type=seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds each adapter call may take before it fails, naming the adapter and the method "
+        "(default 60; 0: no limit)",
     )
     group.addoption(
         "--conformance-no-shrink",
