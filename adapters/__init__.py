@@ -23,6 +23,7 @@ from backprop_conformance.adapters.protocol import (
     AdapterTimeout,
     AdapterUnavailable,
     Trajectory,
+    Unsupported,
 )
 from backprop_conformance.adapters.reference_adapter import ReferenceAdapter
 from backprop_conformance.adapters.torch_adapter import TorchAdapter
@@ -43,6 +44,7 @@ __all__ = [
     "ReferenceAdapter",
     "TorchAdapter",
     "Trajectory",
+    "Unsupported",
     "available_adapters",
     "load_adapter",
 ]

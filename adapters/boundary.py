@@ -68,9 +68,10 @@ def copies(arguments: Sequence[Any]) -> list[Any]:
 def _same(original: Any, passed: Any) -> bool:
     """Return whether ``passed`` still equals ``original``: arrays entry by entry, lists item by item."""
     if isinstance(original, np.ndarray):
-        return isinstance(passed, np.ndarray) and passed.shape == original.shape and bool(
-            np.array_equal(passed, original, equal_nan=original.dtype.kind in "fc")
-        )
+        if not isinstance(passed, np.ndarray) or passed.shape != original.shape or passed.dtype != original.dtype:
+            return False
+        # Bit for bit (a NaN equals itself, -0.0 is not 0.0): memcmp of small arrays is microseconds.
+        return passed.tobytes() == original.tobytes()
     if isinstance(original, (list, tuple)):
         return isinstance(passed, (list, tuple)) and len(passed) == len(original) and all(
             _same(left, right) for left, right in zip(original, passed)
@@ -196,3 +197,25 @@ def pairs(value: Any, what: str, depth: int) -> list[tuple[np.ndarray, np.ndarra
         bias = None if pair[1] is None else real_array(pair[1], f"{what}[{index}].b")
         checked.append((weight, bias))
     return checked
+
+
+def loss_and_grads_pair(result: Any) -> None:
+    """Raise ValueError unless ``result`` is the pair (loss, grads)."""
+    if isinstance(result, (str, bytes, np.ndarray)) or not isinstance(result, Sequence):
+        raise ValueError(f"returned a {type(result).__name__}; it must return the pair (loss, grads)")
+    if len(result) != 2:
+        raise ValueError(f"returned {len(result)} values; it must return the pair (loss, grads)")
+
+
+def trajectory_losses(result: Any, iterations: int) -> np.ndarray:
+    """Return a trajectory's losses as float64, after checking it has losses and params and the losses are 1-d.
+
+    How many there are is left to the comparison (a wrong count is a
+    conformance failure with a diagnosis, such as a dropped partial batch).
+    """
+    if not (hasattr(result, "losses") and hasattr(result, "params")):
+        raise ValueError(f"returned a {type(result).__name__} without .losses and .params (a Trajectory)")
+    losses = real_array(result.losses, "the trajectory's losses")
+    if losses.ndim != 1:
+        raise ValueError(f"the trajectory's losses have shape {losses.shape}; one per batch is ({iterations},)")
+    return losses.astype(np.float64)

@@ -12,7 +12,14 @@ An implementation is any object with
     derived from ``loss_and_gradients`` when absent);
 ``train(network, params, x, y, batches, learning_rate) -> trajectory``
     (optional: derived from ``sgd_step`` when absent), the trajectory having
-    ``.losses`` and ``.params``.
+    ``.losses`` and ``.params`` (``Trajectory`` is one);
+``unsupported(network, method) -> str | None`` (optional): why the
+    implementation cannot run ``method`` on ``network`` (sigmoid, bce,
+    per-layer activations, biases, sum reduction, train...), or None when it
+    can; any method may also raise ``Unsupported(reason)``;
+``conventions`` (optional): names of ``suite.variants`` the implementation
+    follows by design (torch's ``"torch BCELoss clamp"``); a failure that
+    matches one is reported as a known divergence, not as a failure.
 
 Everything crosses the boundary as NumPy arrays in the reference's layout
 (``reference.conventions``): ``params`` a list of ``(W, b)`` pairs with ``W``
@@ -31,7 +38,6 @@ written against today's protocol stays valid.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,10 +52,12 @@ from backprop_conformance.adapters.boundary import (
     CallTimedOut,
     call_with_timeout,
     copies,
+    loss_and_grads_pair,
     modified_input,
     pairs,
     real_array,
     real_number,
+    trajectory_losses,
 )
 from backprop_conformance.reference.network import Network, Params
 
@@ -64,6 +72,7 @@ __all__ = [
     "AdapterTimeout",
     "AdapterUnavailable",
     "Trajectory",
+    "Unsupported",
 ]
 
 DTYPES = ("float32", "float64")
@@ -77,6 +86,15 @@ class AdapterError(ValueError):
 
 class AdapterUnavailable(RuntimeError):
     """An adapter cannot run here (its framework or device is missing); the suite skips it."""
+
+
+class Unsupported(Exception):
+    """An implementation cannot do this network or method; raise it with the reason, from any method.
+
+    The suite then does not judge the case: a drawn case is rejected and
+    counted, an explicit one skipped, both reported as "not applicable" with
+    the reason.
+    """
 
 
 @runtime_checkable
@@ -149,6 +167,19 @@ class Adapter:
         """Return whether the implementation itself provides ``method``."""
         return callable(getattr(self.implementation, method, None))
 
+    def unsupported(self, network: Network, method: str) -> str | None:
+        """Return why the implementation cannot run ``method`` on ``network`` (its own answer), or None."""
+        ask = getattr(self.implementation, "unsupported", None)
+        if not callable(ask):
+            return None
+        try:
+            reason = ask(network, method)
+        except Exception as error:
+            raise AdapterCallError(f"{self.label}: unsupported() raised {type(error).__name__}: {error}") from error
+        if reason is not None and not isinstance(reason, str):
+            raise AdapterResultError(f"{self.label}: unsupported() returned {reason!r:.60}; return a reason or None")
+        return reason or None
+
     def _call(self, method: str, *arguments: Any) -> Any:
         """Return the implementation's ``method`` called on copies of ``arguments``, through the boundary."""
         if self._timed_out is not None:
@@ -156,7 +187,7 @@ class Adapter:
         passed = copies(arguments)
         try:
             result = call_with_timeout(getattr(self.implementation, method), passed, self.timeout)
-        except AdapterUnavailable:
+        except (AdapterUnavailable, Unsupported):
             raise
         except CallTimedOut:
             self._timed_out = (
@@ -171,6 +202,19 @@ class Adapter:
             raise AdapterModifiedInput(f"{self.label}: {method}() modified its input {changed} in place")
         return result
 
+    def _refuse_unsupported(self, network: Network, method: str) -> None:
+        reason = self.unsupported(network, method)
+        if reason is not None:
+            raise Unsupported(reason)
+
+    @property
+    def conventions(self) -> tuple[str, ...]:
+        """Return the names of the variants the implementation follows by design (``conventions``)."""
+        declared = getattr(self.implementation, "conventions", ())
+        if isinstance(declared, str) or not all(isinstance(name, str) for name in declared):
+            raise AdapterError(f"adapter {self.label!r}: conventions={declared!r:.80} must be a list of names")
+        return tuple(declared)
+
     def _checked(self, method: str, check: Any, *arguments: Any) -> Any:
         """Return ``check(*arguments)``, its ValueError turned into an AdapterResultError naming ``method``."""
         try:
@@ -182,8 +226,9 @@ class Adapter:
         self, network: Network, params: Params, x: np.ndarray, y: np.ndarray
     ) -> tuple[float, Params]:
         """Return the implementation's (loss, grads) as a float and NumPy arrays."""
+        self._refuse_unsupported(network, "loss_and_gradients")
         result = self._call("loss_and_gradients", network, params, x, y)
-        self._checked("loss_and_gradients", _loss_and_grads_pair, result)
+        self._checked("loss_and_gradients", loss_and_grads_pair, result)
         value = self._checked("loss_and_gradients", real_number, result[0], "the loss")
         return value, self._checked("loss_and_gradients", pairs, result[1], "the gradients", network.depth)
 
@@ -191,10 +236,12 @@ class Adapter:
         """Return the implementation's output; AdapterUnavailable if it has no forward."""
         if not self.supports("forward"):
             raise AdapterUnavailable(f"adapter {self.label!r} has no forward(network, params, x)")
+        self._refuse_unsupported(network, "forward")
         return self._checked("forward", real_array, self._call("forward", network, params, x), "the output")
 
     def sgd_step(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float) -> Params:
         """Return params after one gradient-descent step, the implementation's or derived."""
+        self._refuse_unsupported(network, "sgd_step")
         if self.supports("sgd_step"):
             result = self._call("sgd_step", network, params, x, y, learning_rate)
             return self._checked("sgd_step", pairs, result, "the params", network.depth)
@@ -223,9 +270,10 @@ class Adapter:
         learning_rate: float,
     ) -> Trajectory:
         """Return the training trajectory, the implementation's or derived from sgd_step."""
+        self._refuse_unsupported(network, "train")
         if self.supports("train"):
             result = self._call("train", network, params, x, y, batches, learning_rate)
-            losses = self._checked("train", _trajectory_losses, result, len(batches))
+            losses = self._checked("train", trajectory_losses, result, len(batches))
             return Trajectory(losses, self._checked("train", pairs, result.params, "the params", network.depth))
         losses = np.empty(len(batches))
         for iteration, batch in enumerate(batches):
@@ -239,20 +287,3 @@ class Adapter:
     def __repr__(self) -> str:
         return f"Adapter({self.label!r})"
 
-
-def _loss_and_grads_pair(result: Any) -> None:
-    """Raise ValueError unless ``result`` is the pair (loss, grads)."""
-    if isinstance(result, (str, bytes, np.ndarray)) or not isinstance(result, Sequence):
-        raise ValueError(f"returned a {type(result).__name__}; it must return the pair (loss, grads)")
-    if len(result) != 2:
-        raise ValueError(f"returned {len(result)} values; it must return the pair (loss, grads)")
-
-
-def _trajectory_losses(result: Any, iterations: int) -> np.ndarray:
-    """Return a trajectory's losses as float64, after checking it has losses and params, one loss per batch."""
-    if not (hasattr(result, "losses") and hasattr(result, "params")):
-        raise ValueError(f"returned a {type(result).__name__} without .losses and .params (a Trajectory)")
-    losses = real_array(result.losses, "the trajectory's losses")
-    if losses.shape != (iterations,):
-        raise ValueError(f"the trajectory's losses have shape {losses.shape}; one per batch is {(iterations,)}")
-    return losses.astype(np.float64)

@@ -101,6 +101,8 @@ class TorchAdapter:
     """
 
     name = "torch"
+    #: BCELoss's clamp at -100 and gradient floor (adapters.divergences): a known divergence, not a failure.
+    conventions = ("torch BCELoss clamp",)
 
     def __init__(self, dtype: str = "float64", device: str = "cpu", matmul_precision: str = "highest") -> None:
         if dtype not in DTYPES:

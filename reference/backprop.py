@@ -37,11 +37,12 @@ plain reimplementation). Two devices recur:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, Activation
 from backprop_conformance.reference.losses import LOSS_FUNCTIONS, normaliser
 from backprop_conformance.reference.network import Network, Params
 from backprop_conformance.reference.overflow import raising
@@ -71,8 +72,25 @@ class Workspace(NamedTuple):
         return cls([None] * depth, [None] * depth, [None] * depth, [(None, None)] * depth)
 
 
+class Rules(NamedTuple):
+    """The pieces a pass is built from: activations, losses and the reduction's normaliser.
+
+    The defaults are the reference's own. ``backprop_conformance.suite.variants``
+    builds named deviations from exact math (relu'(0) = 0.5, mse without its
+    factor 2, ...) by swapping one piece, so a deviation is computed by this
+    same pass, not by a second implementation.
+    """
+
+    activations: Mapping[str, Activation] = ACTIVATION_FUNCTIONS
+    losses: Mapping[str, tuple[Callable[..., Any], Callable[..., Any]]] = LOSS_FUNCTIONS
+    normaliser: Callable[[str, str, int, int], int] = normaliser
+
+
+REFERENCE_RULES = Rules()
+
+
 def _forward(
-    network: Network, params: Params, x: np.ndarray, out: Workspace | None = None
+    network: Network, params: Params, x: np.ndarray, out: Workspace | None = None, rules: Rules = REFERENCE_RULES
 ) -> tuple[list, list]:
     """Return the pre-activations ``[z_1..z_L]`` and activations ``[a_0..a_L]``, into ``out`` if given."""
     out = out or Workspace.empty(network.depth)
@@ -82,7 +100,7 @@ def _forward(
         if bias is not None:  # z + b, into the product when that keeps its dtype (speed)
             z = np.add(z, bias, out=z) if z.dtype == np.result_type(z, bias) else z + bias
         zs.append(z)
-        activations.append(ACTIVATION_FUNCTIONS[name].function(z, out=out.activations[index]))
+        activations.append(rules.activations[name].function(z, out=out.activations[index]))
     return zs, activations
 
 
@@ -95,18 +113,24 @@ def _loss(network: Network, params: Params, x: np.ndarray, y: np.ndarray) -> Any
 
 
 def _backprop(
-    network: Network, params: Params, x: np.ndarray, y: np.ndarray, out: Workspace | None = None
+    network: Network,
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    out: Workspace | None = None,
+    rules: Rules = REFERENCE_RULES,
 ) -> tuple[float, Workspace]:
     """Return J and every array of the pass, gradients included, by the layer-wise chain rule.
 
     On unchecked arrays; ``out``, a workspace of the same shapes and dtypes,
-    is overwritten instead of allocating (speed).
+    is overwritten instead of allocating (speed). ``rules``: the pieces of
+    the pass (the reference's unless a variant is computed).
     """
     out = out or Workspace.empty(network.depth)
-    zs, activations = _forward(network, params, x, out)
-    value, output_delta = LOSS_FUNCTIONS[network.loss]
-    n = normaliser(network.loss, network.reduction, x.shape[0], network.sizes[-1])
-    output_activation = ACTIVATION_FUNCTIONS[network.activations[-1]]
+    zs, activations = _forward(network, params, x, out, rules)
+    value, output_delta = rules.losses[network.loss]
+    n = rules.normaliser(network.loss, network.reduction, x.shape[0], network.sizes[-1])
+    output_activation = rules.activations[network.activations[-1]]
     delta = output_delta(zs[-1], activations[-1], y, output_activation) / n
     deltas: list = [None] * network.depth
     grads: Params = [None] * network.depth  # type: ignore[list-item]
@@ -117,7 +141,7 @@ def _backprop(
         d_bias = None if bias is None else np.sum(delta, axis=0, out=d_bias)
         grads[index] = (d_weight, d_bias)
         if index > 0:
-            previous = ACTIVATION_FUNCTIONS[network.activations[index - 1]]
+            previous = rules.activations[network.activations[index - 1]]
             delta = np.matmul(delta, weight, out=out.deltas[index - 1])
             # times f'_{l-1}(z_{l-1}), given a_{l-1} = activations[index]; in place, into the product (speed).
             delta *= previous.derivative(zs[index - 1], activations[index])

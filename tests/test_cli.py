@@ -14,7 +14,7 @@ import backprop_conformance
 from backprop_conformance import reference
 from backprop_conformance.cli import main
 from backprop_conformance.reference.seeds import example
-from backprop_conformance.report import records
+from backprop_conformance.report import progress
 from backprop_conformance.suite.check import EXIT_STATUS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def test_check_parses_without_hypothesis_matplotlib_or_frameworks():
 
 
 def test_report_prints_progress_lines_when_stderr_is_not_a_terminal(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(records, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)
     status = main(["report", "--out", str(tmp_path / "out"), "--adapter", "reference", "--examples", "1"])
     assert status == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("report: ")]

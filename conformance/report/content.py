@@ -134,13 +134,13 @@ def _worst_case_blocks(document: dict[str, Any], cases: dict[str, SweepCase]) ->
 
 
 def _outside_model_blocks(records: Sequence[dict[str, Any]]) -> list[Block]:
-    """Return why comparisons were outside the model or errors: one line per network x adapter x reason."""
+    """Return why comparisons were not judged, errors or known divergences: one line per network x adapter x reason."""
     quantities: dict[tuple[str, str, str, str], list[str]] = {}
     for r in records:
-        if r["verdict"] in ("outside model", "error"):
+        if r["verdict"] in ("outside model", "error", "not applicable", "known divergence"):
             quantities.setdefault((r["network"], r["label"], r["verdict"], r["message"]), []).append(r["quantity"])
     if not quantities:
-        return [("paragraph", "None: every comparison was inside the tolerance model and ran.")]
+        return [("paragraph", "None: every comparison was inside the tolerance model, applicable, and ran.")]
     lines = [(Code(network), " x ", Code(label), f" ({', '.join(names)}): {verdict}: ", Literal(message))
              for (network, label, verdict, message), names in quantities.items()]
     return [("list", lines)]
@@ -204,7 +204,7 @@ def report_blocks(document: dict[str, Any], cases: dict[str, SweepCase]) -> list
         ("figure", FIGURE_FILES["training"], "Document 002's mini-batch training loss, every implementation."),
         ("heading", 2, f"Worst cases: errors and failures (at most {WORST_CASES}), then each adapter's closest pass"),
         *_worst_case_blocks(document, cases),
-        ("heading", 2, "Outside the model, and errors"),
+        ("heading", 2, "Outside the model, not applicable, known divergences and errors"),
         *_outside_model_blocks(document["records"]),
         ("heading", 2, "Tolerance model"),
         *_tolerance_blocks(),

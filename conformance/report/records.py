@@ -8,19 +8,23 @@ model`` with the reason, an exception as ``error``; nothing stops the sweep.
 from __future__ import annotations
 
 import math
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from backprop_conformance.adapters.boundary import DEFAULT_TIMEOUT
 from backprop_conformance.adapters.loading import BUILTIN_ADAPTERS, load_adapter
-from backprop_conformance.adapters.protocol import Adapter, AdapterCallError, AdapterError, AdapterUnavailable
+from backprop_conformance.adapters.protocol import (
+    Adapter,
+    AdapterCallError,
+    AdapterError,
+    AdapterUnavailable,
+    Unsupported,
+)
 from backprop_conformance.reference.seeds import example
 from backprop_conformance.reference.training import train
 from backprop_conformance.report.cases import SweepCase
+from backprop_conformance.report.progress import progress as show_progress
 from backprop_conformance.suite.assertions import Measurement
 from backprop_conformance.suite.case import Case
 from backprop_conformance.suite.comparisons import (
@@ -30,11 +34,13 @@ from backprop_conformance.suite.comparisons import (
     compare_sgd_step,
     compare_train,
 )
+from backprop_conformance.suite.diagnosis import diagnosis_text, explain_failure
 from backprop_conformance.suite.repro import repro_snippet
+from backprop_conformance.suite.variants import Variant
 
 #: Names that expand to one built-in adapter per --dtypes entry.
 FRAMEWORKS = ("torch", "jax")
-VERDICTS = ("pass", "fail", "outside model", "error")
+VERDICTS = ("pass", "fail", "outside model", "error", "not applicable", "known divergence")
 TRAINING_FIGURE_EXAMPLE = "002"
 #: Each comparison, the quantities its measurements belong to, and the adapter call it makes.
 COMPARISONS: tuple[tuple[Callable[[Adapter, Case], list[Measurement]], tuple[str, ...], str], ...] = (
@@ -109,13 +115,27 @@ def _record(
     verdict: str,
     measurements: Sequence[Measurement] = (),
     message: str | None = None,
+    diagnosis: tuple[list[Variant], Variant | None] = ([], None),
 ) -> dict[str, Any]:
-    """Return one record: a network x adapter x quantity, its errors, tolerance and verdict."""
+    """Return one record: a network x adapter x quantity, its errors, tolerance, verdict and diagnosis.
+
+    ``diagnosis``: the variants a failing comparison matched, and the
+    adapter's declared convention among them, which makes a failing
+    quantity a known divergence.
+    """
     mine = [m for m in measurements if m.quantity == quantity]
     worst = max(mine, key=lambda m: m.ratio) if mine else None
     failing = [m for m in mine if not m.passed]
+    found, convention = diagnosis
+    names = None
     if failing:
-        verdict, message = "fail", max(failing, key=lambda m: m.ratio).message
+        message = max(failing, key=lambda m: m.ratio).message
+        names = [variant.name for variant in found] or None
+        if convention is not None:
+            verdict, message = "known divergence", f"known divergence: {convention.says()}; {message}"
+        else:
+            verdict = "fail"
+            message = f"{message}; {diagnosis_text(found)}" if found else message
     assert loaded.adapter is not None
     return {
         "network": sweep_case.identifier,
@@ -133,6 +153,7 @@ def _record(
         "worst_array": worst.name if worst else None,
         "arrays": len(mine),
         "message": message,
+        "diagnosis": names,
         "repro": repro_snippet(sweep_case.case, loaded.spec, call) if verdict in ("fail", "error") else None,
     }
 
@@ -145,68 +166,25 @@ def compare_case(loaded: LoadedAdapter, sweep_case: SweepCase) -> list[dict[str,
     for compare, quantities, call in COMPARISONS:
         if call == "forward" and not adapter.supports("forward"):
             continue
-        measurements, verdict, message = [], "pass", None
+        measurements, verdict, message, diagnosis = [], "pass", None, ([], None)
         try:
+            reason = adapter.unsupported(sweep_case.case.network, call)
+            if reason is not None:
+                raise Unsupported(reason)
             measurements = compare(adapter, sweep_case.case)
+            if any(not m.passed for m in measurements):  # only then: a passing comparison pays nothing
+                diagnosis = explain_failure(sweep_case.case, call, adapter.dtype, measurements, adapter.conventions)
+        except Unsupported as reason:
+            verdict, message = "not applicable", str(reason)
         except OutsideModel as reason:
             verdict, message = "outside model", str(reason)
         except Exception as error:  # the report records an adapter's crash, it does not stop on it
             # An AdapterCallError names the adapter, the method and the error already.
             named = isinstance(error, AdapterCallError)
             verdict, message = "error", str(error) if named else f"{type(error).__name__}: {error}"
-        records += [_record(sweep_case, loaded, q, call, verdict, measurements, message) for q in quantities]
+        records += [_record(sweep_case, loaded, q, call, verdict, measurements, message, diagnosis)
+                    for q in quantities]
     return records
-
-
-#: Without a terminal, a progress line goes to stderr at most this often (seconds).
-PROGRESS_SECONDS = 5.0
-
-
-@contextmanager
-def _progress(
-    mode: str | None, total: int, every: float | None = None
-) -> Iterator[Callable[[str], Callable[[], None]]]:
-    """Yield ``step(description)``: shows what runs now and returns the call that marks it done.
-
-    ``mode`` "bar": a rich progress bar (on a terminal); "lines": a line on
-    stderr at most every ``every`` seconds (default ``PROGRESS_SECONDS``) and one at the end (a CI log);
-    None: nothing.
-    """
-    every = PROGRESS_SECONDS if every is None else every
-    if mode == "bar":
-        from rich.progress import Progress
-
-        with Progress() as progress:
-            task = progress.add_task("agreement report", total=total)
-
-            def step(description: str) -> Callable[[], None]:
-                progress.update(task, description=description)
-                return lambda: progress.advance(task)
-
-            yield step
-        return
-    started = last = time.monotonic()
-    done = [0]
-
-    def line(description: str) -> None:
-        elapsed = time.monotonic() - started
-        print(f"report: {done[0]}/{total} network x adapter runs done, {elapsed:.0f} s; {description}",
-              file=sys.stderr, flush=True)
-
-    def step(description: str) -> Callable[[], None]:
-        nonlocal last
-        if mode == "lines" and time.monotonic() - last >= every:
-            last = time.monotonic()
-            line(f"now {description}")
-
-        def finished() -> None:
-            done[0] += 1
-
-        return finished
-
-    yield step
-    if mode == "lines":
-        line("sweep finished")
 
 
 class SweepInterrupted(Exception):
@@ -228,7 +206,7 @@ def sweep(
     records: list[dict[str, Any]] = []
     runs, planned = 0, len(cases) * len(usable)
     try:
-        with _progress(progress, planned) as step:
+        with show_progress(progress, planned) as step:
             for sweep_case in cases:
                 for loaded in usable:
                     done = step(f"{sweep_case.identifier} {loaded.label}")

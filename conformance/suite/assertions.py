@@ -13,7 +13,7 @@ A ``ConformanceError`` carries the failing ``Measurement``, so that
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,11 +23,15 @@ from backprop_conformance.reference.network import Network, Params
 
 
 class ConformanceError(AssertionError):
-    """An adapter's result is outside what the tolerance model allows; ``measurement`` says which."""
+    """An adapter's result is outside what the tolerance model allows; ``measurement`` says which.
 
-    def __init__(self, message: str, measurement: Measurement | None = None) -> None:
+    ``diagnosis``: the variants of ``suite.variants`` the result matches, if any.
+    """
+
+    def __init__(self, message: str, measurement: Measurement | None = None, diagnosis: Any = None) -> None:
         super().__init__(message)
         self.measurement = measurement
+        self.diagnosis = diagnosis
 
 
 def _format_index(index: tuple[int, ...]) -> str:
@@ -53,6 +57,12 @@ class Measurement:
     message: str | None = None
     #: The network in one line (``Network.describe``).
     network: str = ""
+    #: The dtype the adapter declares (what float arrays were checked against).
+    dtype: str = ""
+    #: What was compared, for a diagnosis to measure again (``suite.diagnosis``): the adapter's array and
+    #: the allowance per entry (its largest value where the shapes differed).
+    actual: Any = field(default=None, repr=False, compare=False)
+    allowed_array: Any = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -78,8 +88,10 @@ def measure(
     """
     where = f"{adapter}: {quantity} {name}".rstrip()
     expected = np.asarray(expected, dtype=np.float64)
+    allowance = np.asarray(allowed, dtype=np.float64)
     failed = {"adapter": adapter, "quantity": quantity, "name": name, "ratio": math.inf,
-              "max_abs_error": math.inf, "relative_error": math.inf, "allowed": 0.0, "network": network.describe()}
+              "max_abs_error": math.inf, "relative_error": math.inf, "allowed": 0.0, "network": network.describe(),
+              "dtype": dtype, "actual": actual, "allowed_array": np.float64(allowance.max(initial=0.0))}
     if actual is None:
         return Measurement(**failed, message=f"{where} is None; expected shape {expected.shape}")
     actual = np.asarray(actual)
@@ -116,6 +128,9 @@ def measure(
         allowed=float(allowed[index]) if ratio.size else 0.0,
         message=message,
         network=network.describe(),
+        dtype=dtype,
+        actual=actual,
+        allowed_array=allowed,
     )
 
 
@@ -156,12 +171,13 @@ def measure_params(
     return results
 
 
-def require(measurements: list[Measurement]) -> float:
-    """Raise ConformanceError for the worst failing measurement; return the worst ratio."""
+def require(measurements: list[Measurement], explanation: str | None = None, diagnosis: Any = None) -> float:
+    """Raise ConformanceError for the worst failing measurement, ending with ``explanation``; return the worst ratio."""
     __tracebackhide__ = True
     failing = [result for result in measurements if not result.passed]
     if failing:
         worst = max(failing, key=lambda result: result.ratio)
         others = f" (and {len(failing) - 1} more arrays)" if len(failing) > 1 else ""
-        raise ConformanceError(f"{worst.message}{others}", worst)
+        ending = f"; {explanation}" if explanation else ""
+        raise ConformanceError(f"{worst.message}{others}{ending}", worst, diagnosis)
     return max((result.ratio for result in measurements), default=0.0)

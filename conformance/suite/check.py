@@ -32,9 +32,9 @@ def _print(text: str = "") -> None:
     print(text, flush=True)
 
 
-def print_summary(rows: list[tuple[str, str, str, int, str]]) -> None:
-    """Print the summary table (rich when available)."""
-    headers = ("adapter", "quantity", "verdict", "tests", "worst |diff|/allowed")
+def print_summary(rows: list[tuple], explanations: list[str] = ()) -> None:
+    """Print the summary table (rich when available), then why cases were not applicable or known divergences."""
+    headers = ("adapter", "quantity", "verdict", "tests", "worst |diff|/allowed", "not applicable", "known divergences")
     try:
         from rich.console import Console
         from rich.table import Table
@@ -42,14 +42,19 @@ def print_summary(rows: list[tuple[str, str, str, int, str]]) -> None:
         _print("  ".join(headers))
         for row in rows:
             _print("  ".join(map(str, row)))
+        for line in explanations:
+            _print(f"  {line}")
         return
     table = Table(title="backprop conformance")
     for header in headers:
         table.add_column(header)
-    for spec, quantity, verdict, tests, worst in rows:
+    for spec, quantity, verdict, tests, worst, not_applicable, known in rows:
         style = {"FAIL": "bold red", "pass": "green"}.get(verdict, "yellow")
-        table.add_row(spec, quantity, f"[{style}]{verdict}[/]", str(tests), worst)
-    Console(width=None if sys.stdout.isatty() else 120).print(table)
+        table.add_row(spec, quantity, f"[{style}]{verdict}[/]", str(tests), worst, str(not_applicable), str(known))
+    console = Console(width=None if sys.stdout.isatty() else 200)  # a log: as wide as the table needs
+    console.print(table)
+    for line in explanations:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_causes(causes: list) -> None:
@@ -134,7 +139,7 @@ def run(arguments: argparse.Namespace) -> int:
     summary = SummaryPlugin()
     status = pytest.main(pytest_options(arguments), plugins=[summary])
     rows = summary.rows()
-    print_summary(rows)
+    print_summary(rows, summary.explanations())
     print_causes(summary.causes())
     exit_status = _exit_status(status, rows)
     if exit_status == 3:

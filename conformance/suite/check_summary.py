@@ -102,18 +102,45 @@ class SummaryPlugin:
 
     # -- what is made of the outcomes ------------------------------------------------------
 
-    def rows(self) -> list[tuple[str, str, str, int, str]]:
-        """Return (adapter, quantity, verdict, tests, worst ratio) rows, the ratio over what was asserted."""
+    def _groups(self) -> dict[tuple[str, str], list[Outcome]]:
         groups: dict[tuple[str, str], list[Outcome]] = {}
         for outcome in self.outcomes.values():
             groups.setdefault((outcome.adapter, outcome.row), []).append(outcome)
+        return dict(sorted(groups.items()))
+
+    @staticmethod
+    def _tally(outcomes: list[Outcome], kind: str) -> dict[str, int]:
+        """Return reason (or convention) -> cases, summed over the outcomes' ``kind`` of every quantity."""
+        tally: dict[str, int] = {}
+        for outcome in outcomes:
+            for counts in (getattr(outcome.result, kind) if outcome.result else {}).values():
+                for reason, count in counts.items():
+                    tally[reason] = tally.get(reason, 0) + count
+        return tally
+
+    def rows(self) -> list[tuple[str, str, str, int, str, int, int]]:
+        """Return (adapter, quantity, verdict, tests, worst ratio, not applicable, known divergences) rows.
+
+        The ratio is over what was asserted; the last two count cases.
+        """
         rows = []
-        for (spec, row), outcomes in sorted(groups.items()):
+        for (spec, row), outcomes in self._groups().items():
             kinds = {outcome.outcome for outcome in outcomes}
             verdict = "FAIL" if "failed" in kinds else "pass" if "passed" in kinds else "skipped"
             ratios = [ratio for outcome in outcomes if outcome.result for ratio in outcome.result.worst_ratios.values()]
-            rows.append((spec, row, verdict, len(outcomes), f"{max(ratios):.3g}" if ratios else "-"))
+            rows.append((spec, row, verdict, len(outcomes), f"{max(ratios):.3g}" if ratios else "-",
+                         sum(self._tally(outcomes, "not_applicable").values()),
+                         sum(self._tally(outcomes, "known_divergences").values())))
         return rows
+
+    def explanations(self) -> list[str]:
+        """Return one line per adapter and quantity: why cases were not applicable, which conventions showed."""
+        lines = []
+        for (spec, row), outcomes in self._groups().items():
+            for kind, what in (("not_applicable", "not applicable"), ("known_divergences", "known divergence")):
+                for reason, count in self._tally(outcomes, kind).items():
+                    lines.append(f"{spec}, {row}: {count} case(s) {what}: {reason}")
+        return lines
 
     def causes(self) -> list[Cause]:
         """Return the failures grouped by cause, in the order they were first seen."""
@@ -140,7 +167,8 @@ class SummaryPlugin:
         for outcome in self.outcomes.values():
             result = outcome.result
             failure = result.failure if result else None
-            quantities = sorted(result.worst_ratios) if result and result.worst_ratios else [outcome.row]
+            seen = {*result.worst_ratios, *result.not_applicable, *result.known_divergences} if result else set()
+            quantities = sorted(seen) or [outcome.row]
             if failure and failure.get("quantity") and failure["quantity"] not in quantities:
                 quantities.append(failure["quantity"])
             for quantity in quantities:
@@ -152,6 +180,8 @@ class SummaryPlugin:
                     "test": outcome.nodeid,
                     "adapter": outcome.adapter,
                     "quantity": quantity,
+                    "not_applicable": result.not_applicable.get(quantity, {}) if result else {},
+                    "known_divergences": result.known_divergences.get(quantity, {}) if result else {},
                     "verdict": "fail" if failed_here else "skipped" if outcome.outcome == "skipped" else "pass",
                     "worst_ratio": ratio if ratio is None or ratio != float("inf") else None,
                     "message": failure["message"] if failed_here and failure else outcome.reason,

@@ -19,6 +19,8 @@ if _MISSING:
         "pip install 'backprop-conformance[suite]'"
     )
 
+from hypothesis.errors import Unsatisfiable  # noqa: E402
+
 from backprop_conformance.adapters.boundary import DEFAULT_TIMEOUT  # noqa: E402
 from backprop_conformance.adapters.loading import DEFAULT_ADAPTERS  # noqa: E402
 from backprop_conformance.adapters.protocol import Adapter, AdapterUnavailable  # noqa: E402
@@ -57,6 +59,19 @@ def adapter(request: pytest.FixtureRequest) -> Adapter:
     timeout = request.config.getoption("conformance_timeout", None)
     loaded.timeout = DEFAULT_TIMEOUT if timeout is None else (timeout or None)
     return loaded
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> object:
+    """Turn "Hypothesis found no case to check" into a skip when the adapter declared every case unsupported."""
+    try:
+        return (yield)
+    except Unsatisfiable:
+        result = session.results().get(pyfuncitem.nodeid)
+        if result is not None and result.not_applicable and not result.worst_ratios:
+            reasons = sorted({reason for counts in result.not_applicable.values() for reason in counts})
+            pytest.skip(f"not applicable: {'; '.join(reasons)}")
+        raise
 
 
 @pytest.fixture(autouse=True)

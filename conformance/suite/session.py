@@ -15,6 +15,7 @@ from typing import Any
 
 from backprop_conformance.adapters.loading import load_adapter
 from backprop_conformance.adapters.protocol import Adapter, AdapterError, AdapterUnavailable
+from backprop_conformance.suite.variants import BY_NAME
 
 
 @dataclass
@@ -26,6 +27,8 @@ class TestResult:
     worst_ratios: dict[str, float] = field(default_factory=dict)
     #: quantity -> {reason: count} of the cases the adapter declared it cannot do.
     not_applicable: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: quantity -> {convention: count} of the cases that differ from exact math by a declared convention.
+    known_divergences: dict[str, dict[str, int]] = field(default_factory=dict)
     failure: dict[str, Any] | None = None
 
 
@@ -38,7 +41,12 @@ def adapter_for(spec: str) -> Adapter | Exception:
     """Return the Adapter for ``spec``, or the AdapterUnavailable / AdapterError it raised; loaded once."""
     if spec not in _LOADED:
         try:
-            _LOADED[spec] = load_adapter(spec)
+            adapter = load_adapter(spec)
+            unknown = sorted(set(adapter.conventions) - set(BY_NAME))
+            if unknown:
+                raise AdapterError(f"adapter {adapter.label!r} declares conventions {unknown} that are not in "
+                                   f"suite.variants.CATALOGUE ({', '.join(BY_NAME)})")
+            _LOADED[spec] = adapter
         except (AdapterUnavailable, AdapterError) as error:
             _LOADED[spec] = error
     return _LOADED[spec]
@@ -83,6 +91,14 @@ def record_not_applicable(quantity: str, reason: str) -> None:
     if result is not None:
         reasons = result.not_applicable.setdefault(quantity, {})
         reasons[reason] = reasons.get(reason, 0) + 1
+
+
+def record_known_divergence(quantity: str, convention: str) -> None:
+    """Record one case of ``quantity`` that differs from exact math by the adapter's declared ``convention``."""
+    result = _current()
+    if result is not None:
+        counts = result.known_divergences.setdefault(quantity, {})
+        counts[convention] = counts.get(convention, 0) + 1
 
 
 def record_failure(failure: dict[str, Any]) -> None:

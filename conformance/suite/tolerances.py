@@ -53,9 +53,13 @@ Rules for cases outside the model (documented, applied before comparing):
   not ambiguous: there relu'(0) = 0 decides, and the suite checks it.
 * Saturated bce: ``torch.nn.BCELoss`` works on probabilities; when
   ``min(p, 1 - p) < sqrt(u)`` (float32: |z_L| > 8.3) it has lost more than
-  half its digits and, once ``p`` rounds to 0 or 1, it clamps log at -100 and
-  its gradient collapses. Such outputs are outside the suite's promise and
-  are rejected the same way.
+  half its digits, and whether ``p`` rounds to 1 is a matter of the last
+  bit. Such outputs are outside the suite's promise and are rejected the
+  same way, unless ``p`` is beyond doubt exactly 0 or 1 in the dtype
+  (``1 - p`` below a 32nd of its epsilon, float32: z > 19.4, float64:
+  z > 39.5): there exact math is compared, and torch's clamp at -100 and
+  its gradient floor make the known divergence "torch BCELoss clamp"
+  (``suite.variants``), which the torch adapter declares.
 
 What the suite does not promise: agreement on saturated bce outputs,
 ambiguous kinks, overflow (the strategies keep values far from it), or
@@ -221,7 +225,10 @@ def ambiguity(network: Network, bounds: ErrorBounds, dtype: str) -> str | None:
     if network.loss == "bce":
         p = sigmoid(bounds.z[-1])
         floor = np.sqrt(unit_roundoff(dtype))
-        saturated = np.minimum(p, 1 - p) < floor
+        info = np.finfo(np.dtype(dtype))
+        # Beyond doubt 1 (or 0) in the dtype, in any faithful computation: compared, not ambiguous.
+        exact = (sigmoid(-bounds.z[-1]) < float(info.eps) / 32) | (p < float(info.smallest_subnormal) / 4)
+        saturated = (np.minimum(p, 1 - p) < floor) & ~exact
         if saturated.any():
             position = tuple(int(i) for i in np.argwhere(saturated)[0])
             return (

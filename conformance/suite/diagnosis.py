@@ -1,0 +1,157 @@
+"""Why a comparison failed: which named variant of the reference the adapter's numbers match.
+
+Runs only when a comparison has failed (a passing case costs nothing). For
+each variant of ``suite.variants`` that applies to the case and can change
+the compared quantities, the variant's values are computed and the
+adapter's arrays measured against them with the allowance the exact
+comparison used (times the variant's ``tolerance``); a variant computed in
+float32 must also be exactly what float32 can represent. A variant matches
+when every array of the comparison passes: so a wrong loss beside right
+gradients is not "mse with a factor 1/2", which changes both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from backprop_conformance.reference.backprop import REFERENCE_RULES, _backprop
+from backprop_conformance.reference.conventions import parameter_name
+from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.training import _sgd_update
+from backprop_conformance.suite.assertions import Measurement, measure
+from backprop_conformance.suite.case import Case
+from backprop_conformance.suite.tolerances import SAFETY, error_bounds
+from backprop_conformance.suite.variants import CATALOGUE, Variant
+
+#: What each comparison measures, for the variants that can change it.
+COMPARED = {
+    "loss_and_gradients": frozenset({"loss", "gradient"}),
+    "sgd_step": frozenset({"update"}),
+    "train": frozenset({"trajectory"}),
+}
+
+
+def _cast(params: Params, x: np.ndarray, y: np.ndarray, dtype: str) -> tuple[Params, np.ndarray, np.ndarray]:
+    cast = [(w.astype(dtype), None if b is None else b.astype(dtype)) for w, b in params]
+    return cast, x.astype(dtype), y if y.dtype.kind in "iu" else y.astype(dtype)
+
+
+def loss_and_gradients(variant: Variant, network: Network, params: Params, x: np.ndarray, y: np.ndarray,
+                       dtype: str) -> tuple[float, Params]:
+    """Return the variant's (J, grads) for one batch, in float64."""
+    rules = variant.rules(dtype) if variant.rules else REFERENCE_RULES
+    if variant.dtype is not None:
+        params, x, y = _cast(params, x, y, variant.dtype)
+    with np.errstate(all="ignore"):  # a variant may take log(0): its numbers are compared, not trusted
+        value, arrays = _backprop(network, params, x, y, rules=rules)
+    grads = [(w.astype(np.float64), None if b is None else b.astype(np.float64)) for w, b in arrays.grads]
+    if variant.grads is not None:
+        grads = variant.grads(network, grads, len(x))
+    return float(value), grads
+
+
+def _rate(variant: Variant, learning_rate: float) -> float:
+    return variant.learning_rate(learning_rate) if variant.learning_rate else learning_rate
+
+
+def train(variant: Variant, case: Case, dtype: str) -> tuple[np.ndarray, Params]:
+    """Return the variant's per-iteration losses and final params over the case's schedule."""
+    batches = variant.schedule(case.batches) if variant.schedule else case.batches
+    params, accumulated, losses = case.params, None, []
+    for batch in batches:
+        value, grads = loss_and_gradients(variant, case.network, params, case.x[batch], case.y[batch], dtype)
+        losses.append(value)
+        if variant.accumulate:
+            accumulated = grads if accumulated is None else [
+                (w + aw, None if b is None else b + ab) for (w, b), (aw, ab) in zip(grads, accumulated)
+            ]
+            grads = accumulated
+        params = _sgd_update(params, grads, _rate(variant, case.learning_rate))
+    return np.array(losses), params
+
+
+def _named(params: Params) -> dict[str, np.ndarray]:
+    named = {}
+    for layer, (weight, bias) in enumerate(params, start=1):
+        named[parameter_name(layer, "W")] = weight
+        if bias is not None:
+            named[parameter_name(layer, "b")] = bias
+    return named
+
+
+def expected(variant: Variant, case: Case, call: str, dtype: str) -> dict[str, np.ndarray]:
+    """Return the variant's value of every array ``call``'s comparison measures, by measurement name."""
+    if call == "loss_and_gradients":
+        value, grads = loss_and_gradients(variant, case.network, case.params, case.x, case.y, dtype)
+        return {"J": np.float64(value), **_named(grads)}
+    if call == "sgd_step":
+        _, grads = loss_and_gradients(variant, case.network, case.params, case.x, case.y, dtype)
+        return _named(_sgd_update(case.params, grads, _rate(variant, case.learning_rate)))
+    losses, params = train(variant, case, dtype)
+    return {"losses": losses, **_named(params)}
+
+
+def _representable(measurements: Sequence[Measurement], dtype: str) -> bool:
+    for measurement in measurements:
+        values = np.asarray(measurement.actual, dtype=np.float64)
+        if not np.array_equal(values.astype(dtype).astype(np.float64), values):
+            return False
+    return True
+
+
+def _allowances(variant: Variant, case: Case, measurements: Sequence[Measurement]) -> dict[str, np.ndarray]:
+    """Return the allowance per measured array: the comparison's, or the model's in the variant's own dtype."""
+    if variant.dtype is None:
+        return {m.name: m.allowed_array for m in measurements}
+    bounds = error_bounds(case.network, case.params, case.x, case.y, variant.dtype)
+    return {"J": np.float64(SAFETY * bounds.loss), **_named([
+        (SAFETY * w, None if b is None else SAFETY * b) for w, b in bounds.grads
+    ])}
+
+
+def matches(variant: Variant, case: Case, call: str, dtype: str, measurements: Sequence[Measurement]) -> bool:
+    """Return whether every measured array agrees with ``variant`` within the comparison's allowance."""
+    if any(m.actual is None or m.allowed_array is None for m in measurements):
+        return False
+    if variant.dtype is not None and not _representable(measurements, variant.dtype):
+        return False
+    wanted, allowed = expected(variant, case, call, dtype), _allowances(variant, case, measurements)
+    for m in measurements:
+        if m.name not in wanted or m.name not in allowed:
+            return False
+        again = measure(m.actual, wanted[m.name], variant.tolerance * allowed[m.name], adapter=m.adapter,
+                        dtype=m.dtype, quantity=m.quantity, name=m.name, network=case.network)
+        if not again.passed:
+            return False
+    return True
+
+
+def diagnose(case: Case, call: str, dtype: str, measurements: Sequence[Measurement],
+             catalogue: Sequence[Variant] = CATALOGUE) -> list[Variant]:
+    """Return the variants (in catalogue order) whose values the adapter's numbers match; [] when none does."""
+    compared = COMPARED.get(call)
+    if not compared or not measurements:
+        return []
+    found = []
+    for variant in catalogue:
+        if variant.changes & compared and variant.applies(case, dtype):
+            try:
+                if matches(variant, case, call, dtype, measurements):
+                    found.append(variant)
+            except (ValueError, FloatingPointError):  # a variant that cannot be computed here explains nothing
+                continue
+    return found
+
+
+def diagnosis_text(found: Sequence[Variant]) -> str:
+    """Return the sentence a failure message ends with, naming the variants found."""
+    return "differs from exact math; matches the reference with " + ", or with ".join(v.says() for v in found)
+
+
+def explain_failure(case: Case, call: str, dtype: str, measurements: Sequence[Measurement],
+                    conventions: Sequence[str] = ()) -> tuple[list[Variant], Variant | None]:
+    """Return the variants a failing comparison matches, and the first that is one of ``conventions``."""
+    found = diagnose(case, call, dtype, measurements)
+    return found, next((variant for variant in found if variant.name in conventions), None)
