@@ -117,4 +117,73 @@ DIVERGENCES: tuple[Divergence, ...] = (
         ),
         demonstrated_by=("tests/test_jax_adapter.py::test_x64_is_scoped_to_each_call",),
     ),
+    Divergence(
+        title="gelu: exact (torch) or the tanh approximation (jax.nn.gelu's default)",
+        frameworks="torch, JAX",
+        what_differs=(
+            "torch.nn.GELU() is exact, z Phi(z) with erf; jax.nn.gelu defaults to approximate=True, the tanh "
+            "approximation. They are up to 4.7e-4 apart in value (near z = +-2.70) and 8.7e-4 in gradient (near "
+            "z = 2.02)."
+        ),
+        what_we_do=(
+            "'gelu' is exact and 'gelu_tanh' the approximation, in the reference and both adapters (the JAX adapter "
+            "passes approximate=False for 'gelu'). An adapter that computes the other one is diagnosed as the "
+            "variant 'gelu with the tanh approximation'."
+        ),
+        demonstrated_by=(
+            "tests/test_modern_pieces.py::test_divergence_gelu_tanh_approximation_is_up_to_4_7e_4_in_value_and_8_7e_4_in_gradient",
+            "tests/test_modern_pieces.py::test_divergence_jax_gelu_defaults_to_the_tanh_approximation",
+            "tests/test_variants.py::test_each_variant_is_rejected_and_named[gelu with the tanh approximation]",
+        ),
+    ),
+    Divergence(
+        title="softplus: torch returns z above threshold = 20",
+        frameworks="torch",
+        what_differs=(
+            "torch.nn.Softplus (beta=1, threshold=20) returns z itself, with gradient exactly 1, where z > 20; "
+            "exact math and jax.nn.softplus give z + log1p(exp(-z)): 1.25e-9 more at z = 20.5, visible in float64."
+        ),
+        what_we_do=(
+            "The reference is exact. The torch adapter declares the convention 'softplus threshold 20', so a "
+            "float64 difference it explains is a known divergence; a z within rounding of 20 is ambiguous (the "
+            "kink rule) and not compared."
+        ),
+        demonstrated_by=(
+            "tests/test_modern_pieces.py::test_divergence_torch_softplus_returns_z_above_its_threshold",
+            "tests/test_variants.py::test_torch_softplus_threshold_is_torchs_known_divergence",
+        ),
+    ),
+    Divergence(
+        title="leaky_relu'(0): the slope in torch, 1 in JAX; Keras's default slope is 0.2",
+        frameworks="torch, JAX, Keras",
+        what_differs=(
+            "At exactly 0 torch's LeakyReLU backward gives the slope and jax.nn.leaky_relu (jnp.where(x >= 0, ...)) "
+            "gives 1. Keras's LeakyReLU defaults to negative_slope 0.2, torch's and JAX's to 0.01."
+        ),
+        what_we_do=(
+            "The reference follows torch (leaky_relu'(0) = negative_slope); the JAX adapter declares the "
+            "convention \"leaky_relu'(0) = 1\", checked at dead units. The variant \"leaky_relu's slope 0.2\" "
+            "diagnoses Keras's default where torch's was asked; Keras is not installed here, so that default is "
+            "stated, not demonstrated."
+        ),
+        demonstrated_by=(
+            "tests/test_modern_pieces.py::test_divergence_leaky_relu_at_zero_is_the_slope_in_torch_and_1_in_jax",
+            "tests/test_variants.py::test_jax_leaky_relu_at_zero_is_jaxs_known_divergence",
+        ),
+    ),
+    Divergence(
+        title="Factors of squared and Huber losses: optax.l2_loss, torch.nn.SmoothL1Loss",
+        frameworks="optax, torch",
+        what_differs=(
+            "optax.l2_loss is 1/2 optax.squared_error; torch.nn.SmoothL1Loss(beta) is HuberLoss(delta=beta) / beta."
+        ),
+        what_we_do=(
+            "'mse' is the squared error without 1/2 (MSELoss, optax.squared_error) and 'huber' is HuberLoss and "
+            "optax.huber_loss; the variants 'mse with a factor 1/2' and 'huber divided by delta' name the others."
+        ),
+        demonstrated_by=(
+            "tests/test_modern_pieces.py::test_divergence_optax_l2_loss_has_a_factor_one_half",
+            "tests/test_modern_pieces.py::test_divergence_torch_smooth_l1_is_huber_divided_by_beta",
+        ),
+    ),
 )

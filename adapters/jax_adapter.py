@@ -98,6 +98,8 @@ class JaxAdapter:
     """
 
     name = "jax"
+    #: jax.nn.leaky_relu's gradient at exactly 0 is 1 (torch's and ours: the slope): a known divergence.
+    conventions = ("leaky_relu'(0) = 1",)
 
     def __init__(
         self, dtype: str = "float64", jit: bool = True, matmul_precision: str = "highest", pad: bool = True
@@ -160,7 +162,7 @@ class JaxAdapter:
 
     def _jax_data(self, network: Network, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return x (and float targets) in this dtype; class labels as int32."""
-        targets = y.astype(np.int32) if network.loss == "cross_entropy" else y.astype(self.dtype)
+        targets = y.astype(np.int32) if network.loss_name == "cross_entropy" else y.astype(self.dtype)
         return x.astype(self.dtype), targets
 
     def _jax_layers(self, network: Network, params: Params) -> JaxParams:

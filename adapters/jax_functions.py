@@ -17,7 +17,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from backprop_conformance.adapters.protocol import AdapterUnavailable
+from backprop_conformance.reference.conventions import PARAMETERS
 from backprop_conformance.reference.network import Params
+from backprop_conformance.reference.specs import base, parse
 
 INSTALL_HINT = "jax is not installed: pip install 'backprop-conformance[jax]'"
 
@@ -70,17 +72,35 @@ class _NetworkFunctions(NamedTuple):
     loss_and_gradients: Callable[..., Any]
 
 
-def _activation_functions() -> dict[str, Callable[[Any], Any]]:
-    """Return each activation name's JAX function."""
+def _activation_functions() -> dict[str, Callable[[Any, Any], Any]]:
+    """Return each activation name's JAX function of (z, parameter): leaky_relu's slope, elu's alpha, else unused."""
     import jax
     import jax.numpy as jnp
 
     return {
-        "identity": lambda z: z,
-        "sigmoid": jax.nn.sigmoid,
-        "tanh": jnp.tanh,
-        "relu": jax.nn.relu,
+        "identity": lambda z, parameter: z,
+        "sigmoid": lambda z, parameter: jax.nn.sigmoid(z),
+        "tanh": lambda z, parameter: jnp.tanh(z),
+        "relu": lambda z, parameter: jax.nn.relu(z),
+        "gelu": lambda z, parameter: jax.nn.gelu(z, approximate=False),  # jax's default is the tanh approximation
+        "gelu_tanh": lambda z, parameter: jax.nn.gelu(z, approximate=True),
+        "silu": lambda z, parameter: jax.nn.silu(z),
+        "softplus": lambda z, parameter: jax.nn.softplus(z),
+        "leaky_relu": lambda z, parameter: jax.nn.leaky_relu(z, parameter),  # leaky_relu'(0) = 1 in JAX
+        "elu": lambda z, parameter: jax.nn.elu(z, parameter),
     }
+
+
+def activation_parameter(spec: str) -> float:
+    """Return the one parameter an activation spec carries (leaky_relu's slope, elu's alpha), else 0."""
+    values = parse(spec, PARAMETERS, "activation")[1]
+    return float(next(iter(values.values()), 0.0))
+
+
+def loss_parameter(spec: str) -> float:
+    """Return the one parameter a loss spec carries (huber's delta, cross_entropy's label_smoothing), else 0."""
+    values = parse(spec, PARAMETERS, "loss")[1]
+    return float(next(iter(values.values()), 0.0))
 
 
 def _forward_pass(activations: tuple[str, ...], layers: JaxParams, x: Any) -> tuple[Any, Any]:
@@ -89,24 +109,31 @@ def _forward_pass(activations: tuple[str, ...], layers: JaxParams, x: Any) -> tu
 
     functions = _activation_functions()
     a = x
-    for layer, name in zip(layers, activations):
+    for layer, spec in zip(layers, activations):
         # (m, n_in) @ (n_in, n_out), the JAX layout; jnp.matmul, not @, so that an eager call on
         # NumPy inputs (jit=False) computes in JAX too, not in NumPy.
         z = jnp.matmul(a, layer["kernel"])
         if "bias" in layer:
             z = z + layer["bias"]
-        a = functions[name](z)
+        a = functions[base(spec)](z, activation_parameter(spec))
     return z, a
 
 
 def _elementwise_loss(loss: str, z: Any, a: Any, y: Any) -> Any:
-    """Return the optax loss per element (mse, bce) or per sample (cross_entropy)."""
+    """Return the optax loss per element (mse, huber, bce, bce_with_logits) or per sample (cross_entropy)."""
+    import jax
     import optax
 
-    if loss == "mse":
+    name, parameter = base(loss), loss_parameter(loss)
+    if name == "mse":
         return optax.squared_error(a, y)
-    if loss == "bce":  # on logits: log sigmoid(z) in closed form, never log(0)
+    if name == "huber":
+        return optax.huber_loss(a, y, delta=parameter)
+    if name in ("bce", "bce_with_logits"):  # on logits: log sigmoid(z) in closed form, never log(0)
         return optax.sigmoid_binary_cross_entropy(z, y)
+    if parameter:  # label smoothing: optax.smooth_labels of the one-hot targets
+        return optax.softmax_cross_entropy(z, optax.smooth_labels(jax.nn.one_hot(y, z.shape[-1], dtype=z.dtype),
+                                                                   parameter))
     return optax.softmax_cross_entropy_with_integer_labels(z, y)
 
 

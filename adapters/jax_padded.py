@@ -58,13 +58,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from backprop_conformance.adapters.jax_functions import JaxParams, _activation_functions, _elementwise_loss
+from backprop_conformance.adapters.jax_functions import (
+    JaxParams,
+    _activation_functions,
+    activation_parameter,
+    loss_parameter,
+)
+from backprop_conformance.adapters.jax_padded_losses import LOSS_CODES, _Objective, _padded_loss_branches
+from backprop_conformance.reference.conventions import ACTIVATIONS
 from backprop_conformance.reference.network import Network
 
-ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3}
+ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
 SKIP = len(ACTIVATION_CODES)
-#: Run-time codes of the losses in the padded loss-and-gradients function.
-LOSS_CODES = {"mse": 0, "bce": 1, "cross_entropy": 2}
 #: The smallest bucket of a padded width or batch size, and of a padded depth: one bucket holds
 #: every network the fuzzer draws (depth <= 5, widths <= 16, <= 16 samples), at ~0.3 ms a call.
 SMALLEST_WIDTH_BUCKET = 16
@@ -82,29 +87,14 @@ class _Structure(NamedTuple):
     ``codes[l]`` is layer l's ``ACTIVATION_CODES`` entry, or ``SKIP``;
     ``widths[0]`` is the real input width, ``widths[l + 1]`` layer l's real
     output width (the padded width for SKIP); ``bias`` is 1 with biases, 0
-    without.
+    without; ``parameters[l]`` layer l's activation parameter (leaky_relu's
+    slope, elu's alpha; 0 where there is none).
     """
 
     codes: Any
     widths: Any
     bias: Any
-
-
-class _Objective(NamedTuple):
-    """A network's loss, reduction and padded targets as run-time arrays (a pytree of the padded loss).
-
-    ``loss`` is the ``LOSS_CODES`` entry; ``mean`` is 1 for
-    ``reduction="mean"``, 0 for ``"sum"``; ``targets`` are the float targets
-    padded to (batch, width) and ``labels`` the class labels padded to
-    (batch,), the one the loss does not read all zeros; ``samples`` is the
-    real batch size.
-    """
-
-    loss: Any
-    mean: Any
-    targets: Any
-    labels: Any
-    samples: Any
+    parameters: Any
 
 
 class _Padding(NamedTuple):
@@ -126,10 +116,12 @@ class _Padding(NamedTuple):
     def structure(self, network: Network, dtype: str) -> _Structure:
         """Return the network's structure, SKIP layers first, then the real layers in order."""
         skipped = self.depth - network.depth
-        codes = [SKIP] * skipped + [ACTIVATION_CODES[name] for name in network.activations]
+        codes = [SKIP] * skipped + [ACTIVATION_CODES[name] for name in network.activation_names]
         widths = [network.sizes[0]] + [self.width] * skipped + list(network.sizes[1:])
+        parameters = [0.0] * skipped + [activation_parameter(spec) for spec in network.activations]
         return _Structure(
-            np.array(codes, dtype=np.int32), np.array(widths, dtype=np.int32), np.asarray(network.bias, dtype=dtype)
+            np.array(codes, dtype=np.int32), np.array(widths, dtype=np.int32), np.asarray(network.bias, dtype=dtype),
+            np.array(parameters, dtype=dtype),
         )
 
     def layers(self, layers: JaxParams, dtype: str) -> JaxParams:
@@ -155,10 +147,13 @@ class _Padding(NamedTuple):
     def objective(self, network: Network, y: np.ndarray, dtype: str) -> _Objective:
         """Return the network's loss, reduction and y: float targets or int32 labels, zero-padded."""
         targets, labels = np.zeros((self.batch, self.width), dtype), np.zeros(self.batch, np.int32)
-        padded = labels if network.loss == "cross_entropy" else targets
+        padded = labels if network.loss_name == "cross_entropy" else targets
         padded[tuple(slice(0, size) for size in y.shape)] = y
+        parameter = loss_parameter(network.loss)
+        code = "cross_entropy_smoothed" if network.loss_name == "cross_entropy" and parameter else network.loss_name
         return _Objective(
-            np.int32(LOSS_CODES[network.loss]), np.int32(network.reduction == "mean"), targets, labels, np.int32(len(y))
+            np.int32(LOSS_CODES[code]), np.int32(network.reduction == "mean"), targets, labels, np.int32(len(y)),
+            np.asarray(parameter, dtype=dtype),
         )
 
 
@@ -173,7 +168,7 @@ def _unpadded(layers: JaxParams, network: Network) -> JaxParams:
     return real
 
 
-def _padded_activation(code: Any, width: Any, z: Any, a_in: Any) -> Any:
+def _padded_activation(code: Any, width: Any, parameter: Any, z: Any, a_in: Any) -> Any:
     """Return ``f(z)`` on the layer's real units and 0 on its padded ones; ``a_in`` for a SKIP layer.
 
     ``jax.lax.switch`` runs exactly one branch, the very function the
@@ -183,7 +178,7 @@ def _padded_activation(code: Any, width: Any, z: Any, a_in: Any) -> Any:
     import jax.numpy as jnp
 
     functions = _activation_functions()
-    branches = [lambda z, a_in, f=functions[name]: f(z) for name in ACTIVATION_CODES]
+    branches = [lambda z, a_in, f=functions[name]: f(z, parameter) for name in ACTIVATION_CODES]
     a = jax.lax.switch(code, [*branches, lambda z, a_in: a_in], z, a_in)
     return jnp.where(jnp.arange(z.shape[-1]) < width, a, jnp.zeros_like(a))
 
@@ -195,48 +190,8 @@ def _padded_forward_pass(layers: JaxParams, structure: _Structure, x: Any) -> tu
     a = jnp.where(jnp.arange(x.shape[-1]) < structure.widths[0], x, jnp.zeros_like(x))
     for index, layer in enumerate(layers):
         z = jnp.matmul(a, layer["kernel"]) + structure.bias * layer["bias"]
-        a = _padded_activation(structure.codes[index], structure.widths[index + 1], z, a)
+        a = _padded_activation(structure.codes[index], structure.widths[index + 1], structure.parameters[index], z, a)
     return z, a
-
-
-def _masked_sum(elementwise: Any, real: Any) -> tuple[Any, Any]:
-    """Return the sum of the real entries of ``elementwise`` and their count, in its dtype.
-
-    The two halves of ``jnp.mean(elementwise, where=real)``, computed as it
-    computes them (``sum(where=)`` and the mask's sum), so that dividing one by
-    the other gives its bits, and dividing by 1 those of ``jnp.sum(where=)``.
-    """
-    import jax.numpy as jnp
-
-    return jnp.sum(elementwise, where=real), jnp.sum(real, dtype=elementwise.dtype)
-
-
-def _padded_loss_branches() -> list[Callable[..., tuple[Any, Any]]]:
-    """Return, in ``LOSS_CODES`` order, each loss's ``_masked_sum`` over the real samples and output units.
-
-    Every branch takes the same operands ``(z, a, objective, real_samples,
-    real_outputs)``, as ``jax.lax.switch`` requires, and reads only the
-    targets its loss uses: the float targets (mse, bce) or the class labels
-    (cross_entropy). mse and bce call the unpadded path's
-    ``_elementwise_loss``; cross_entropy calls its optax function with the
-    real-output mask. Each masks out what the unpadded shapes cut.
-    """
-    import optax
-
-    def elementwise(loss: str) -> Callable[..., tuple[Any, Any]]:
-        def branch(z: Any, a: Any, objective: _Objective, real_samples: Any, real_outputs: Any) -> tuple[Any, Any]:
-            real = real_samples[:, None] & real_outputs
-            return _masked_sum(_elementwise_loss(loss, z, a, objective.targets), real)
-
-        return branch
-
-    def cross_entropy(z: Any, a: Any, objective: _Objective, real_samples: Any, real_outputs: Any) -> tuple[Any, Any]:
-        # Padded logits are left out of the log-sum-exp, padded samples out of the sum.
-        per_sample = optax.softmax_cross_entropy_with_integer_labels(z, objective.labels, where=real_outputs)
-        return _masked_sum(per_sample, real_samples)
-
-    branches = {"mse": elementwise("mse"), "bce": elementwise("bce"), "cross_entropy": cross_entropy}
-    return [branches[name] for name in LOSS_CODES]
 
 
 def _padded_objective(layers: JaxParams, structure: _Structure, x: Any, objective: _Objective) -> Any:

@@ -4,9 +4,12 @@ Which torch piece implements which part of the math (``reference.conventions``):
 
     z_l = a_{l-1} W_l^T + b_l      ``torch.nn.Linear(n_in, n_out, bias=network.bias)``;
                                    its ``weight`` is (n_out, n_in) like our W: no transpose
-    a_l = f_l(z_l)                 ``nn.Identity``, ``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU``,
+    a_l = f_l(z_l)                 ``nn.Identity``, ``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU``, ``nn.GELU``
+                                   (exact, or ``approximate="tanh"``), ``nn.SiLU``, ``nn.Softplus``,
+                                   ``nn.LeakyReLU(negative_slope)``, ``nn.ELU(alpha)``,
                                    chained in an ``nn.Sequential``
-    J                              ``nn.MSELoss``, ``nn.BCELoss`` (on the sigmoid's
+    J                              ``nn.MSELoss``, ``nn.HuberLoss(delta)``, ``nn.BCEWithLogitsLoss``,
+                                   ``nn.CrossEntropyLoss(label_smoothing)``, ``nn.BCELoss`` (on the sigmoid's
                                    probabilities), ``nn.CrossEntropyLoss`` (on the logits,
                                    int64 labels), all with ``reduction=network.reduction``
     dJ/dtheta                      ``loss.backward()`` (autograd)
@@ -28,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backprop_conformance.adapters.protocol import DTYPES, AdapterUnavailable, Trajectory
+from backprop_conformance.reference.conventions import PARAMETERS
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.specs import parse
 from backprop_conformance.reference.validation import (
     check_batches,
     check_data,
@@ -41,8 +46,30 @@ if TYPE_CHECKING:
     import torch
 
 #: torch.nn module names for our activation and loss names.
-ACTIVATION_MODULES = {"identity": "Identity", "sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU"}
-LOSS_MODULES = {"mse": "MSELoss", "bce": "BCELoss", "cross_entropy": "CrossEntropyLoss"}
+#: torch.nn module names, and keyword arguments, for our activation and loss names (torch's defaults are ours).
+ACTIVATION_MODULES = {
+    "identity": ("Identity", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}), "relu": ("ReLU", {}),
+    "gelu": ("GELU", {}), "gelu_tanh": ("GELU", {"approximate": "tanh"}), "silu": ("SiLU", {}),
+    "softplus": ("Softplus", {}),  # threshold=20: above it torch returns z (the convention "softplus threshold 20")
+    "leaky_relu": ("LeakyReLU", {}), "elu": ("ELU", {}),
+}
+LOSS_MODULES = {
+    "mse": "MSELoss", "bce": "BCELoss", "cross_entropy": "CrossEntropyLoss", "huber": "HuberLoss",
+    "bce_with_logits": "BCEWithLogitsLoss",
+}
+
+
+def activation_module(nn: Any, spec: str) -> Any:
+    """Return the torch.nn module of an activation spec: ``"leaky_relu(negative_slope=0.2)"`` is LeakyReLU(0.2)."""
+    name, values = parse(spec, PARAMETERS, "activation")
+    class_name, keywords = ACTIVATION_MODULES[name]
+    return getattr(nn, class_name)(**keywords, **values)
+
+
+def loss_module(nn: Any, spec: str, reduction: str) -> Any:
+    """Return the torch.nn loss of a loss spec: ``"huber(delta=0.5)"`` is HuberLoss(delta=0.5)."""
+    name, values = parse(spec, PARAMETERS, "loss")
+    return getattr(nn, LOSS_MODULES[name])(reduction=reduction, **values)
 
 #: The values torch.set_float32_matmul_precision accepts.
 MATMUL_PRECISIONS = ("highest", "high", "medium")
@@ -102,7 +129,7 @@ class TorchAdapter:
 
     name = "torch"
     #: BCELoss's clamp at -100 and gradient floor (adapters.divergences): a known divergence, not a failure.
-    conventions = ("torch BCELoss clamp",)
+    conventions = ("torch BCELoss clamp", "softplus threshold 20")
 
     def __init__(self, dtype: str = "float64", device: str = "cpu", matmul_precision: str = "highest") -> None:
         if dtype not in DTYPES:
@@ -226,7 +253,7 @@ class TorchAdapter:
                 layer.weight.copy_(self._torch.from_numpy(weight))
                 if bias is not None:
                     layer.bias.copy_(self._torch.from_numpy(bias))
-                modules += [layer, getattr(nn, ACTIVATION_MODULES[activation])()]
+                modules += [layer, activation_module(nn, activation)]
         return nn.Sequential(*modules)
 
     @staticmethod
@@ -236,7 +263,7 @@ class TorchAdapter:
 
     def _loss_module(self, network: Network) -> torch.nn.Module:
         """Return the torch loss module of ``network.loss`` with its reduction."""
-        return getattr(self._torch.nn, LOSS_MODULES[network.loss])(reduction=network.reduction)
+        return loss_module(self._torch.nn, network.loss, network.reduction)
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         """Return ``array`` as a tensor of the adapter's dtype on its device."""
@@ -244,7 +271,7 @@ class TorchAdapter:
 
     def _targets(self, network: Network, y: np.ndarray) -> torch.Tensor:
         """Return targets as torch's loss expects: int64 class indices for cross_entropy."""
-        if network.loss == "cross_entropy":
+        if network.loss_name == "cross_entropy":
             return self._torch.as_tensor(y, dtype=self._torch.int64, device=self.device)
         return self._tensor(y)
 

@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, sigmoid
 from backprop_conformance.reference.backprop import _forward, _loss_and_gradients
-from backprop_conformance.reference.losses import bce_probability_gradient, log_softmax, normaliser, one_hot
+from backprop_conformance.reference.conventions import PARAMETERS
+from backprop_conformance.reference.losses import bce_probability_gradient, log_softmax, normaliser, smoothed_targets
 from backprop_conformance.reference.network import Network
+from backprop_conformance.reference.specs import parse
 from backprop_conformance.reference.validation import check_data, check_params
 
 _WEIGHT = re.compile(r"^\s*([Wb])(\d+)\s*\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]\s*$")
@@ -106,12 +108,18 @@ def explain(network: Network, params: Any, x: Any, y: Any, weight: str = "W1[0,0
     m, depth = x.shape[0], network.depth
     n = normaliser(network.loss, network.reduction, m, network.sizes[-1])
     output = activations[-1]
-    if network.loss == "mse":
+    loss_name, loss_parameters = parse(network.loss, PARAMETERS, "loss")
+    if loss_name == "mse":
         d_output = 2.0 * (output - y) / n
-    elif network.loss == "bce":
+    elif loss_name == "huber":  # dh/da = clip(a - y, -delta, delta)
+        d_output = np.clip(output - y, -loss_parameters["delta"], loss_parameters["delta"]) / n
+    elif loss_name == "bce":
         d_output = bce_probability_gradient(zs[-1], y) / n
+    elif loss_name == "bce_with_logits":  # on the logits: a_L = z_L, dJ/dz_L = sigmoid(z) - y
+        d_output = (sigmoid(output) - y) / n
     else:  # cross_entropy: the output layer is the identity, a_L = z_L
-        d_output = (np.exp(log_softmax(output)) - one_hot(y, output.shape[1])) / n
+        targets = smoothed_targets(y, output.shape[1], loss_parameters["label_smoothing"])
+        d_output = (np.exp(log_softmax(output)) - targets) / n
 
     unit = index[0]
     later_units = [range(network.sizes[t]) for t in range(layer + 1, depth + 1)]

@@ -11,9 +11,14 @@ input, for the complex-step oracle.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
 import numpy as np
 
 from backprop_conformance.reference.activations import Activation, sigmoid
+from backprop_conformance.reference.conventions import PARAMETERS
+from backprop_conformance.reference.specs import base, parse
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -88,16 +93,96 @@ def cross_entropy_delta(
     return np.exp(log_softmax(z)) - one_hot(labels, z.shape[1])
 
 
-LOSS_FUNCTIONS = {
+def smoothed_targets(labels: np.ndarray, n_classes: int, smoothing: float) -> np.ndarray:
+    """Return q = (1 - e) one_hot(c) + e / K: torch's label_smoothing, optax.smooth_labels."""
+    return (1.0 - smoothing) * one_hot(labels, n_classes) + smoothing / n_classes
+
+
+def _smoothed_cross_entropy(smoothing: float) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    def value(z: np.ndarray, a: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Return -sum_s sum_k q_sk log softmax(z_s)_k."""
+        return -np.sum(smoothed_targets(labels, z.shape[1], smoothing) * log_softmax(z))
+
+    def delta(z: np.ndarray, a: np.ndarray, labels: np.ndarray, activation: Activation) -> np.ndarray:
+        """Return dJ/dz = softmax(z) - q."""
+        return np.exp(log_softmax(z)) - smoothed_targets(labels, z.shape[1], smoothing)
+
+    return value, delta
+
+
+def _huber(delta_: float) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    def value(z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return sum h(a - y): d^2 / 2 where |d| <= delta, else delta (|d| - delta / 2)."""
+        d = a - y
+        inside = np.abs(np.real(d)) <= delta_
+        sign = np.where(np.real(d) >= 0, 1.0, -1.0)  # |d| on the real part, analytic for the complex step
+        return np.sum(np.where(inside, 0.5 * d * d, delta_ * (sign * d - 0.5 * delta_)))
+
+    def delta(z: np.ndarray, a: np.ndarray, y: np.ndarray, activation: Activation) -> np.ndarray:
+        """Return dJ/dz = clip(a - y, -delta, delta) f'(z)."""
+        d = a - y
+        inside = np.abs(np.real(d)) <= delta_
+        return np.where(inside, d, delta_ * np.where(np.real(d) >= 0, 1.0, -1.0)) * activation.derivative(z, a)
+
+    return value, delta
+
+
+def bce_with_logits(z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return bce on the logits z of an identity output layer (torch's BCEWithLogitsLoss)."""
+    return bce(z, sigmoid(z), y)
+
+
+def bce_with_logits_delta(z: np.ndarray, a: np.ndarray, y: np.ndarray, activation: Activation) -> np.ndarray:
+    """Return dJ/dz = sigmoid(z) - y, written so that a right, confident output keeps its digits."""
+    return bce_delta(z, sigmoid(z), y, activation)
+
+
+_PARAMETERISED = {
+    "huber": lambda delta: _huber(delta),
+    "cross_entropy": lambda label_smoothing: _smoothed_cross_entropy(label_smoothing),
+}
+
+
+class LossTable(Mapping):
+    """Losses by spec, (value, delta) pairs: a plain name, or one with parameters (``"huber(delta=0.5)"``)."""
+
+    def __init__(self, plain: dict[str, tuple]) -> None:
+        self._plain = dict(plain)
+        self._built: dict[str, tuple] = {}
+
+    def __getitem__(self, spec: str) -> tuple:
+        if spec in self._plain:
+            return self._plain[spec]
+        if spec not in self._built:
+            name, values = parse(spec, PARAMETERS, "loss")
+            if name not in _PARAMETERISED:
+                raise KeyError(spec)
+            self._built[spec] = _PARAMETERISED[name](**values)
+        return self._built[spec]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._plain)
+
+    def __len__(self) -> int:
+        return len(self._plain)
+
+    def replaced(self, spec: str, pair: tuple) -> LossTable:
+        """Return a copy of the table in which ``spec`` is ``pair`` (how variants swap a loss)."""
+        return LossTable({**self._plain, **self._built, spec: pair})
+
+
+LOSS_FUNCTIONS = LossTable({
     "mse": (mse, mse_delta),
     "bce": (bce, bce_delta),
     "cross_entropy": (cross_entropy, cross_entropy_delta),
-}
+    "huber": _huber(PARAMETERS["huber"]["delta"]),
+    "bce_with_logits": (bce_with_logits, bce_with_logits_delta),
+})
 
 
 def normaliser(loss: str, reduction: str, n_samples: int, n_outputs: int) -> int:
     """Return N, what the summed loss is divided by: 1 for ``sum``; for ``mean``
-    the number of elements (mse, bce, as torch) or of samples (cross_entropy)."""
+    the number of elements (mse, bce, huber, bce_with_logits, as torch) or of samples (cross_entropy)."""
     if reduction == "sum":
         return 1
-    return n_samples if loss == "cross_entropy" else n_samples * n_outputs
+    return n_samples if base(loss) == "cross_entropy" else n_samples * n_outputs

@@ -11,9 +11,11 @@ import numpy as np
 from backprop_conformance.reference.conventions import (
     ACTIVATIONS,
     LOSSES,
+    PARAMETERS,
     REDUCTIONS,
     REQUIRED_OUTPUT_ACTIVATION,
 )
+from backprop_conformance.reference.specs import base, canonical, parse
 
 Params = list[tuple[np.ndarray, "np.ndarray | None"]]
 
@@ -24,6 +26,10 @@ class Network:
 
     ``Network((2, 3, 1), ("sigmoid", "sigmoid"), "bce", bias=False)`` is
     document 000's network. ``activations`` may be one name for every layer.
+    Names may carry parameters (``reference.specs``): ``"leaky_relu(0.2)"``,
+    ``"huber(delta=0.5)"``; they are kept in canonical form
+    (``"leaky_relu(negative_slope=0.2)"``), and a parameter at its default
+    is dropped (``"elu(alpha=1)"`` is ``"elu"``).
     """
 
     sizes: tuple[int, ...]
@@ -35,27 +41,44 @@ class Network:
     def __post_init__(self) -> None:
         sizes = _validated_sizes(self.sizes)
         activations = _validated_activations(self.activations, len(sizes) - 1)
-        if self.loss not in LOSSES:
+        loss_name, loss_values = parse(self.loss, PARAMETERS, "loss")
+        if loss_name not in LOSSES:
             raise ValueError(f"loss={self.loss!r} is not one of {', '.join(LOSSES)}")
+        if loss_name == "huber" and not loss_values["delta"] > 0:
+            raise ValueError(f"loss={self.loss!r}: delta must be > 0")
+        if loss_name == "cross_entropy" and not 0 <= loss_values["label_smoothing"] <= 1:
+            raise ValueError(f"loss={self.loss!r}: label_smoothing must be in [0, 1]")
+        loss = canonical(loss_name, loss_values, PARAMETERS)
         if self.reduction not in REDUCTIONS:
             raise ValueError(
                 f"reduction={self.reduction!r} is not one of {', '.join(REDUCTIONS)}"
             )
         if not isinstance(self.bias, (bool, np.bool_)):
             raise TypeError(f"bias={self.bias!r} must be True or False")
-        required = REQUIRED_OUTPUT_ACTIVATION[self.loss]
-        if required is not None and activations[-1] != required:
+        required = REQUIRED_OUTPUT_ACTIVATION[loss_name]
+        if required is not None and base(activations[-1]) != required:
             raise ValueError(
                 f"loss={self.loss!r} needs a {required} output layer, "
                 f"got activations[{len(activations) - 1}]={activations[-1]!r}"
             )
-        if self.loss == "cross_entropy" and sizes[-1] < 2:
+        if loss_name == "cross_entropy" and sizes[-1] < 2:
             raise ValueError(
                 f"loss='cross_entropy' needs at least 2 classes, got sizes[-1]={sizes[-1]}"
             )
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "activations", activations)
+        object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "bias", bool(self.bias))
+
+    @property
+    def loss_name(self) -> str:
+        """Return the loss without its parameters: ``"huber"`` for ``"huber(delta=0.5)"``."""
+        return base(self.loss)
+
+    @property
+    def activation_names(self) -> tuple[str, ...]:
+        """Return each layer's activation without its parameters."""
+        return tuple(base(name) for name in self.activations)
 
     @property
     def depth(self) -> int:
@@ -101,12 +124,17 @@ def _validated_activations(activations: Sequence[str] | str, depth: int) -> tupl
         raise ValueError(
             f"activations has {len(activations)} entries, the network has {depth} layers"
         )
+    canonical_names = []
     for index, name in enumerate(activations):
-        if not isinstance(name, str) or name not in ACTIVATIONS:
-            raise ValueError(
-                f"activations[{index}]={name!r} is not one of {', '.join(ACTIVATIONS)}"
-            )
-    return activations
+        if not isinstance(name, str):
+            raise ValueError(f"activations[{index}]={name!r} is not one of {', '.join(ACTIVATIONS)}")
+        parsed, values = parse(name, PARAMETERS, f"activations[{index}]")
+        if parsed not in ACTIVATIONS:
+            raise ValueError(f"activations[{index}]={name!r} is not one of {', '.join(ACTIVATIONS)}")
+        if parsed == "elu" and not values["alpha"] > 0:
+            raise ValueError(f"activations[{index}]={name!r}: alpha must be > 0")
+        canonical_names.append(canonical(parsed, values, PARAMETERS))
+    return tuple(canonical_names)
 
 
 def init_params(network: Network, seed: int | None = None) -> Params:

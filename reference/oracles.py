@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from backprop_conformance.reference.backprop import _loss
-from backprop_conformance.reference.conventions import parameter_name
+from backprop_conformance.reference.conventions import PARAMETERS, parameter_name
 from backprop_conformance.reference.losses import normaliser
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.specs import parse
 from backprop_conformance.reference.validation import check_data, check_params
 
 COMPLEX_STEP = 1e-30
@@ -91,12 +92,38 @@ def _scalar_sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
-_SCALAR_ACTIVATIONS: dict[str, Callable[[float], tuple[float, float]]] = {
+def _scalar_gelu(z: float) -> tuple[float, float]:
+    cdf = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    return z * cdf, cdf + z * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+
+
+def _scalar_gelu_tanh(z: float) -> tuple[float, float]:
+    k = math.sqrt(2.0 / math.pi)
+    t = math.tanh(k * (z + 0.044715 * z**3))
+    return 0.5 * z * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * k * (1.0 + 3 * 0.044715 * z * z)
+
+
+def _scalar_softplus(z: float) -> tuple[float, float]:
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z))), _scalar_sigmoid(z)
+
+
+_SCALAR_ACTIVATIONS: dict[str, Callable[..., tuple[float, float]]] = {
     "identity": lambda z: (z, 1.0),
     "sigmoid": lambda z: (_scalar_sigmoid(z), _scalar_sigmoid(z) * (1.0 - _scalar_sigmoid(z))),
     "tanh": lambda z: (math.tanh(z), 1.0 - math.tanh(z) ** 2),
     "relu": lambda z: (max(z, 0.0), 1.0 if z > 0 else 0.0),
+    "gelu": _scalar_gelu,
+    "gelu_tanh": _scalar_gelu_tanh,
+    "silu": lambda z: (z * _scalar_sigmoid(z), _scalar_sigmoid(z) * (1.0 + z * (1.0 - _scalar_sigmoid(z)))),
+    "softplus": _scalar_softplus,
+    "leaky_relu": lambda z, negative_slope: (z if z > 0 else negative_slope * z, 1.0 if z > 0 else negative_slope),
+    "elu": lambda z, alpha: (z if z > 0 else alpha * math.expm1(z), 1.0 if z > 0 else alpha * math.exp(z)),
 }
+
+
+def _scalar_activation(spec: str) -> Callable[[float], tuple[float, float]]:
+    name, values = parse(spec, PARAMETERS, "activation")
+    return lambda z: _SCALAR_ACTIVATIONS[name](z, **values)
 
 
 class _Graph:
@@ -164,30 +191,43 @@ def chain_rule_gradients(network: Network, params: Any, x: Any, y: Any) -> Param
                     z += graph.values[bias_nodes[j]]
                     edges.append((bias_nodes[j], 1.0))
                 z_nodes.append(graph.add(f"z{index + 1}[{s},{j}]", z, edges))
-            activation = _SCALAR_ACTIVATIONS[name]
+            activation = _scalar_activation(name)
             previous = []
             for j, z_node in enumerate(z_nodes):
                 value, slope = activation(graph.values[z_node])
                 previous.append(graph.add(f"a{index + 1}[{s},{j}]", value, [(z_node, slope)]))
         outputs = [graph.values[node] for node in previous]
-        if network.loss == "mse":
+        loss_name, loss_parameters = parse(network.loss, PARAMETERS, "loss")
+        if loss_name == "mse":
             for j, node in enumerate(previous):
                 error = outputs[j] - float(y[s, j])
                 total += error * error
                 loss_terms.append((node, 2.0 * error / n))
-        elif network.loss == "bce":
+        elif loss_name == "huber":
+            delta = loss_parameters["delta"]
             for j, node in enumerate(previous):
-                a, target = outputs[j], float(y[s, j])
+                error = outputs[j] - float(y[s, j])
+                total += 0.5 * error * error if abs(error) <= delta else delta * (abs(error) - 0.5 * delta)
+                loss_terms.append((node, max(-delta, min(delta, error)) / n))
+        elif loss_name in ("bce", "bce_with_logits"):
+            for j, node in enumerate(previous):
+                # bce_with_logits: one more node, the sigmoid of the logit, with its local derivative.
+                logit = loss_name == "bce_with_logits"
+                if logit:
+                    probability = _scalar_sigmoid(outputs[j])
+                    node = graph.add(f"p[{s},{j}]", probability, [(node, probability * (1.0 - probability))])
+                a, target = graph.values[node], float(y[s, j])
                 total -= target * math.log(a) + (1.0 - target) * math.log(1.0 - a)
                 loss_terms.append((node, -(target / a - (1.0 - target) / (1.0 - a)) / n))
         else:
+            smoothing = loss_parameters["label_smoothing"]
             shift = max(outputs)
             log_sum = shift + math.log(sum(math.exp(o - shift) for o in outputs))
-            label = int(y[s])
-            total += log_sum - outputs[label]
+            label, classes = int(y[s]), len(outputs)
             for j, node in enumerate(previous):
-                probability = math.exp(outputs[j] - log_sum)
-                loss_terms.append((node, (probability - (1.0 if j == label else 0.0)) / n))
+                target = (1.0 - smoothing) * (1.0 if j == label else 0.0) + smoothing / classes
+                total += target * (log_sum - outputs[j])
+                loss_terms.append((node, (math.exp(outputs[j] - log_sum) - target) / n))
     loss_node = graph.add("J", total / n, loss_terms)
     adjoint = graph.adjoints(loss_node)
 

@@ -107,7 +107,7 @@ def check_x(network: Network, x: Any) -> np.ndarray:
 def check_y(network: Network, y: Any, n_samples: int) -> np.ndarray:
     """Return targets valid for the network's loss: floats (m, n_L), or int64 labels (m,)."""
     n_out = network.sizes[-1]
-    if network.loss == "cross_entropy":
+    if network.loss_name == "cross_entropy":
         labels = np.array(y, copy=True)
         if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
             first = labels.ravel()[0] if labels.size else None
@@ -129,11 +129,11 @@ def check_y(network: Network, y: Any, n_samples: int) -> np.ndarray:
     if targets.shape != (n_samples, n_out):
         raise ValueError(f"y has shape {targets.shape}; {network.loss} needs ({n_samples}, {n_out})")
     _require_finite(targets, "y")
-    if network.loss == "bce":
+    if network.loss_name in ("bce", "bce_with_logits"):
         outside = (targets < 0) | (targets > 1)
         if outside.any():
             index = tuple(int(i) for i in np.argwhere(outside)[0])
-            raise ValueError(f"y{list(index)}={float(targets[index])!r} is outside [0, 1], as bce needs")
+            raise ValueError(f"y{list(index)}={float(targets[index])!r} is outside [0, 1], as {network.loss} needs")
     return targets
 
 

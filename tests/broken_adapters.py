@@ -8,45 +8,104 @@ against each and requires a failure, and requires ``CorrectNumpy`` to pass.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-DERIVATIVES = {
+from backprop_conformance.reference.conventions import PARAMETERS
+from backprop_conformance.reference.specs import parse
+
+_erf = np.vectorize(math.erf, otypes=[float])
+_GELU_K = math.sqrt(2 / math.pi)
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _gelu_tanh(z):
+    return 0.5 * z * (1 + np.tanh(_GELU_K * (z + 0.044715 * z**3)))
+
+
+def _gelu_tanh_derivative(z):
+    t = np.tanh(_GELU_K * (z + 0.044715 * z**3))
+    return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * _GELU_K * (1 + 3 * 0.044715 * z * z)
+
+
+class _BySpec(dict):
+    """Functions of (z, parameters) by name, looked up by spec: ``table["elu(alpha=0.5)"](z)``."""
+
+    def __getitem__(self, spec):
+        name, values = parse(spec, PARAMETERS, "activation")
+        function = dict.__getitem__(self, name)
+        return lambda z: function(z, **values)
+
+
+FUNCTIONS = _BySpec({
+    "identity": lambda z: z,
+    "sigmoid": lambda z: _sigmoid(z),
+    "tanh": lambda z: np.tanh(z),
+    "relu": lambda z: np.maximum(z, 0),
+    "gelu": lambda z: z * 0.5 * (1 + _erf(z / math.sqrt(2))),
+    "gelu_tanh": _gelu_tanh,
+    "silu": lambda z: z * _sigmoid(z),
+    "softplus": lambda z: np.logaddexp(0.0, z),
+    "leaky_relu": lambda z, negative_slope: np.where(z > 0, z, negative_slope * z),
+    "elu": lambda z, alpha: np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))),
+})
+DERIVATIVES = _BySpec({
     "identity": lambda z: np.ones_like(z),
-    "sigmoid": lambda z: (1 / (1 + np.exp(-z))) * (1 - 1 / (1 + np.exp(-z))),
+    "sigmoid": lambda z: _sigmoid(z) * (1 - _sigmoid(z)),
     "tanh": lambda z: 1 - np.tanh(z) ** 2,
     "relu": lambda z: (z > 0).astype(float),
-}
-FUNCTIONS = {
-    "identity": lambda z: z,
-    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0),
-}
+    "gelu": lambda z: 0.5 * (1 + _erf(z / math.sqrt(2))) + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+    "gelu_tanh": _gelu_tanh_derivative,
+    "silu": lambda z: _sigmoid(z) * (1 + z * (1 - _sigmoid(z))),
+    "softplus": lambda z: _sigmoid(z),
+    "leaky_relu": lambda z, negative_slope: np.where(z > 0, 1.0, negative_slope),
+    "elu": lambda z, alpha: np.where(z > 0, 1.0, alpha * np.exp(np.minimum(z, 0))),
+})
+
+
+def _softmax(z):
+    exps = np.exp(z - z.max(axis=1, keepdims=True))
+    return exps / exps.sum(axis=1, keepdims=True)
 
 
 class CorrectNumpy:
-    """A correct float64 backprop: the control that must be accepted."""
+    """A correct float64 backprop of every activation and loss: the control that must be accepted."""
 
     name = "numpy-correct"
     dtype = "float64"
 
+    def loss_parameter(self, network, name):
+        return parse(network.loss, PARAMETERS, "loss")[1][name]
+
+    def targets(self, network, z, y):
+        smoothing = self.loss_parameter(network, "label_smoothing")
+        return (1 - smoothing) * np.eye(z.shape[1])[y] + smoothing / z.shape[1]
+
     # -- pieces a bug can replace ------------------------------------------
+    def activation(self, name, z):
+        return FUNCTIONS[name](z)
+
     def derivative(self, name, z, a):
         return DERIVATIVES[name](z)
 
     def normaliser(self, network, m, n_out):
         if network.reduction == "sum":
             return 1
-        return m if network.loss == "cross_entropy" else m * n_out
+        return m if network.loss_name == "cross_entropy" else m * n_out
 
     def output_delta(self, network, z, a, y, n):
         if network.loss == "mse":
             return 2 * (a - y) * self.derivative(network.activations[-1], z, a) / n
-        if network.loss == "bce":
-            return (a - y) / n
-        softmax = np.exp(z - z.max(axis=1, keepdims=True))
-        softmax /= softmax.sum(axis=1, keepdims=True)
-        return (softmax - np.eye(z.shape[1])[y]) / n
+        if network.loss_name == "huber":
+            delta = self.loss_parameter(network, "delta")
+            return np.clip(a - y, -delta, delta) * self.derivative(network.activations[-1], z, a) / n
+        if network.loss_name in ("bce", "bce_with_logits"):
+            return (_sigmoid(z) - y) / n
+        return (_softmax(z) - self.targets(network, z, y)) / n
 
     def weight_gradient(self, delta, a_previous):
         return delta.T @ a_previous
@@ -66,17 +125,20 @@ class CorrectNumpy:
         for (weight, bias), name in zip(params, network.activations):
             z = activations[-1] @ weight.T + (0 if bias is None else bias)
             zs.append(z)
-            activations.append(FUNCTIONS[name](z))
+            activations.append(self.activation(name, z))
         return zs, activations
 
     def _loss(self, network, z, a, y, n):
         if network.loss == "mse":
             return float(((a - y) ** 2).sum() / n)
-        if network.loss == "bce":
+        if network.loss_name == "huber":
+            delta, d = self.loss_parameter(network, "delta"), np.abs(a - y)
+            return float(np.where(d <= delta, 0.5 * d * d, delta * (d - 0.5 * delta)).sum() / n)
+        if network.loss_name in ("bce", "bce_with_logits"):
             return float((np.logaddexp(0, z) - y * z).sum() / n)
         log_p = z - z.max(axis=1, keepdims=True)
         log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
-        return float(-log_p[np.arange(len(y)), y].sum() / n)
+        return float(-(self.targets(network, z, y) * log_p).sum() / n)
 
     def loss_and_gradients(self, network, params, x, y, n=None):
         zs, activations = self._forward(network, params, x)
@@ -127,7 +189,7 @@ class NoDivisionByBatchSize(CorrectNumpy):
     name = "bug: mean reduction without division by the batch size"
 
     def normaliser(self, network, m, n_out):
-        return 1 if network.reduction == "sum" or network.loss == "cross_entropy" else n_out
+        return 1 if network.reduction == "sum" or network.loss_name == "cross_entropy" else n_out
 
 
 class UpdateBeforeLowerDelta(CorrectNumpy):

@@ -140,9 +140,9 @@ def draw_batch(
     m = data.draw(st.integers(1, max_batch), label="batch size m")
     x = data.draw(arrays(np.float64, (m, network.sizes[0]), elements=bounded_floats(bound)), label="x")
     n_out = network.sizes[-1]
-    if network.loss == "cross_entropy":
+    if network.loss_name == "cross_entropy":
         y = data.draw(arrays(np.int64, (m,), elements=st.integers(0, n_out - 1)), label="y (class labels)")
-    elif network.loss == "bce":
+    elif network.loss_name in ("bce", "bce_with_logits"):
         y = data.draw(arrays(np.float64, (m, n_out), elements=unit_interval_floats()), label="y (bce targets)")
     else:
         y = data.draw(arrays(np.float64, (m, n_out), elements=bounded_floats(bound)), label="y (mse targets)")
@@ -179,7 +179,7 @@ def saturated_units(problem: Problem) -> int:
     """
     count = 0
     layers = list(zip(problem.pre_activations(), problem.network.activations))
-    if problem.network.loss == "bce":
+    if problem.network.loss_name in ("bce", "bce_with_logits"):
         layers = layers[:-1]
     for z, name in layers:
         if name == "tanh":
@@ -213,7 +213,7 @@ def gradient_magnitudes(problem: Problem) -> Params:
     zs, activations = _forward(network, params, problem.x)
     n = normaliser(network.loss, network.reduction, problem.x.shape[0], network.sizes[-1])
     outputs = activations[-1]
-    if network.loss == "cross_entropy":
+    if network.loss_name == "cross_entropy":
         probabilities = np.exp(outputs - outputs.max(axis=1, keepdims=True))
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         delta = (probabilities + one_hot(problem.y, outputs.shape[1])) / n

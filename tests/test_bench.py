@@ -60,7 +60,7 @@ def plain_loss_terms(network, z, a, y):
     """Return the summed loss and dJ/dz_L times the normaliser."""
     if network.loss == "mse":
         return np.sum((a - y) ** 2), 2.0 * (a - y) * PLAIN_ACTIVATIONS[network.activations[-1]][1](z)
-    if network.loss == "bce":
+    if network.loss_name in ("bce", "bce_with_logits"):
         value = np.sum((1.0 - y) * softplus(z) + y * softplus(-z))
         return value, (1.0 - y) * _plain_sigmoid(z) - y * _plain_sigmoid(-z)
     value = -np.sum(np.take_along_axis(log_softmax(z), y[:, None], axis=1))
@@ -103,7 +103,7 @@ def _problem(sizes, activations, loss, m, bias=True, reduction="mean", scale=1.0
     x[0, 0] = -0.0
     if loss == "cross_entropy":
         y = rng.integers(0, sizes[-1], m)
-    elif loss == "bce":
+    elif loss in ("bce", "bce_with_logits"):
         y = np.where(rng.random((m, sizes[-1])) < 0.5, 1.0, rng.random((m, sizes[-1])))
     else:
         y = rng.uniform(-1.0, 1.0, (m, sizes[-1]))

@@ -28,6 +28,8 @@ from backprop_conformance.adapters.jax_functions import (  # noqa: E402
 )
 from backprop_conformance.adapters.jax_padded import _padded_loss_and_gradients_function  # noqa: E402
 from backprop_conformance.reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION  # noqa: E402
+from backprop_conformance.reference.specs import base  # noqa: E402
+from tests.combinations import LOSSES_TESTED, hidden_output_pairs  # noqa: E402
 
 FLOAT64_TOLERANCE = 1e-12
 # TODO(tolerances): use suite.tolerances
@@ -50,16 +52,13 @@ def float32_adapter() -> JaxAdapter:
 
 
 def _combinations():
-    """Yield every loss x reduction x bias x hidden activation x allowed output activation."""
-    for loss in LOSSES:
-        required = REQUIRED_OUTPUT_ACTIVATION[loss]
-        outputs = ACTIVATIONS if required is None else (required,)
+    """Yield every loss x reduction x bias x (hidden, output) pair of ``tests.combinations``."""
+    for loss in LOSSES_TESTED:
         for reduction in REDUCTIONS:
             for bias in (True, False):
-                for hidden in ACTIVATIONS:
-                    for output in outputs:
-                        label = f"{loss}-{reduction}-{'bias' if bias else 'nobias'}-{hidden}-{output}"
-                        yield pytest.param(loss, reduction, bias, hidden, output, id=label)
+                for hidden, output in hidden_output_pairs(loss):
+                    label = f"{loss}-{reduction}-{'bias' if bias else 'nobias'}-{hidden}-{output}"
+                    yield pytest.param(loss, reduction, bias, hidden, output, id=label)
 
 
 COMBINATIONS = list(_combinations())
@@ -68,16 +67,16 @@ COMBINATIONS = list(_combinations())
 def _targets(network: reference.Network, rng: np.random.Generator, m: int) -> np.ndarray:
     """Return seeded targets valid for the network's loss."""
     n_out = network.sizes[-1]
-    if network.loss == "cross_entropy":
+    if network.loss_name == "cross_entropy":
         return rng.integers(0, n_out, size=m)
-    if network.loss == "bce":
+    if network.loss_name in ("bce", "bce_with_logits"):
         return rng.uniform(0.0, 1.0, size=(m, n_out))
     return rng.normal(size=(m, n_out))
 
 
 def _random_case(loss, reduction, bias, hidden, output, seed=0, m=6, hidden_sizes=(4,)):
     """Return (network, params, x, y) of a fixed 3-4-k network (k = 2 outputs, 3 classes), seeded."""
-    n_out = 3 if loss == "cross_entropy" else 2
+    n_out = 3 if base(loss) == "cross_entropy" else 2
     sizes = (3, *hidden_sizes, n_out)
     activations = (hidden,) * len(hidden_sizes) + (output,)
     network = reference.Network(sizes, activations, loss, bias, reduction)

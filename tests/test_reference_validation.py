@@ -28,7 +28,7 @@ def _params(network: Network) -> list:
 
 
 def _targets(network: Network) -> np.ndarray:
-    if network.loss == "cross_entropy":
+    if network.loss_name == "cross_entropy":
         return np.array([2, 0])
     return np.array([[1.0], [0.25]])
 

@@ -16,14 +16,13 @@ from backprop_conformance.adapters import AdapterUnavailable, load_adapter
 from backprop_conformance.cli import main
 from backprop_conformance.common import publish as publish_module
 from backprop_conformance.reference import Network
-from backprop_conformance.reference.conventions import ACTIVATIONS
 from backprop_conformance.report import figures
 from backprop_conformance.report.cases import SweepCase, _stratified, describe_network, sampled_cases
 from backprop_conformance.report.document import FIGURE_FILES, HTML_FILE, JSON_FILE, MARKDOWN_FILE, REPORT_SCHEMA
 from backprop_conformance.report.publish import generate
 from backprop_conformance.report.records import LoadedAdapter, compare_case, expand_specs
 from backprop_conformance.report.render_html import render_html
-from backprop_conformance.suite.case import Case
+from backprop_conformance.suite.case import ACTIVATION_SPECS, Case
 from backprop_conformance.suite.comparisons import QUANTITIES
 
 SCHEMA = json.loads(REPORT_SCHEMA.read_text())
@@ -131,18 +130,18 @@ def test_the_default_frameworks_expand_per_dtype():
 
 
 def test_the_sample_is_seeded_and_stratified():
-    first, again = sampled_cases(7, 24), sampled_cases(7, 24)
+    first, again = sampled_cases(7, 56), sampled_cases(7, 56)
     for one, other in zip(first, again):
         assert one.case.network == other.case.network
         np.testing.assert_array_equal(one.case.x, other.case.x)
     networks = [c.case.network for c in first]
     combinations = collections.Counter((n.loss, n.reduction, n.bias) for n in networks)
-    assert len(combinations) == 12 and set(combinations.values()) == {2}
-    assert set(collections.Counter(n.depth for n in networks).values()) <= {4, 5}
-    free_first_layer = [n for n in networks if n.depth > 1 or n.loss == "mse"]
-    assert {n.activations[0] for n in free_first_layer} == set(ACTIVATIONS)
+    assert len(combinations) == 28 and set(combinations.values()) == {2}  # 7 loss specs x 2 reductions x bias
+    assert set(collections.Counter(n.depth for n in networks).values()) <= {11, 12}
+    free_first_layer = [n for n in networks if n.depth > 1 or n.loss_name in ("mse", "huber")]
+    assert {n.activations[0] for n in free_first_layer} == set(ACTIVATION_SPECS)
     kinds = collections.Counter(describe_network(c)["schedule"] for c in first)
-    assert kinds == {"partial": 8, "exact": 8, "drop_last": 8}
+    assert set(kinds) == {"partial", "exact", "drop_last"} and set(kinds.values()) <= {18, 19}
     assert all(len(c.case.batches) >= 2 for c in first)
 
 

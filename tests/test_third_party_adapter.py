@@ -28,7 +28,7 @@ class TinyNumpyAdapter:
         n = 1 if network.reduction == "sum" else m * a.shape[1]
         if network.loss == "mse":
             loss, delta = ((a - y) ** 2).sum() / n, 2 * (a - y) * slope[network.activations[-1]](a) / n
-        elif network.loss == "bce":
+        elif network.loss_name in ("bce", "bce_with_logits"):
             loss, delta = -(y * np.log(a) + (1 - y) * np.log(1 - a)).sum() / n, (a - y) / n
         else:
             n = 1 if network.reduction == "sum" else m

@@ -21,13 +21,12 @@ from backprop_conformance.adapters import Adapter, AdapterUnavailable, load_adap
 from backprop_conformance.adapters.torch_adapter import TorchAdapter
 from backprop_conformance.reference import Network, Params, init_params, relative_error
 from backprop_conformance.reference.conventions import (
-    ACTIVATIONS,
-    LOSSES,
     REDUCTIONS,
-    REQUIRED_OUTPUT_ACTIVATION,
     TORCH_BCE_LOG_CLAMP,
 )
 from backprop_conformance.reference.seeds import example
+from backprop_conformance.reference.specs import base
+from tests.combinations import LOSSES_TESTED, hidden_output_pairs
 
 torch = pytest.importorskip("torch")
 
@@ -56,9 +55,9 @@ def _random_data(network: Network, seed: int, n_samples: int = 6) -> tuple[np.nd
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n_samples, network.sizes[0]))
     n_out = network.sizes[-1]
-    if network.loss == "cross_entropy":
+    if network.loss_name == "cross_entropy":
         return x, rng.integers(0, n_out, size=n_samples)
-    if network.loss == "bce":
+    if network.loss_name in ("bce", "bce_with_logits"):
         return x, rng.uniform(0.0, 1.0, size=(n_samples, n_out))
     return x, rng.normal(size=(n_samples, n_out))
 
@@ -70,11 +69,10 @@ def _every_combination() -> list[Network]:
     identity for cross_entropy), or any of the four for mse.
     """
     networks = []
-    for loss in LOSSES:
-        required = REQUIRED_OUTPUT_ACTIVATION[loss]
-        outputs = ACTIVATIONS if required is None else (required,)
-        n_out = 3 if loss == "cross_entropy" else 2
-        for hidden, output, reduction, bias in itertools.product(ACTIVATIONS, outputs, REDUCTIONS, (True, False)):
+    for loss in LOSSES_TESTED:
+        n_out = 3 if base(loss) == "cross_entropy" else 2
+        pairs = hidden_output_pairs(loss)
+        for (hidden, output), reduction, bias in itertools.product(pairs, REDUCTIONS, (True, False)):
             networks.append(Network((3, 5, 4, n_out), (hidden, hidden, output), loss, bias, reduction))
     return networks
 

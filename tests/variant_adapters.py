@@ -9,6 +9,8 @@ test (``-k``) where it shows.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from backprop_conformance.adapters import Trajectory, Unsupported
@@ -210,7 +212,7 @@ class NoSigmoidNoBce(CorrectNumpy):
     name = "partial numpy"
 
     def unsupported(self, network, method):
-        if network.loss == "bce":
+        if network.loss_name in ("bce", "bce_with_logits"):
             return "no bce: only mse and cross_entropy are implemented"
         if "sigmoid" in network.activations:
             return "no sigmoid: only identity, tanh and relu are implemented"
@@ -233,6 +235,64 @@ class Nothing(CorrectNumpy):
         return "this implementation can do no network yet"
 
 
+#: The control: CorrectNumpy does every activation and loss.
+ModernNumpy = CorrectNumpy
+
+
+class GeluTanhApproximation(ModernNumpy):
+    name = "gelu as jax.nn.gelu's default"
+
+    def activation(self, name, z):
+        if name == "gelu":
+            return 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3)))
+        return super().activation(name, z)
+
+    def derivative(self, name, z, a):
+        if name == "gelu":
+            inner = math.sqrt(2 / math.pi) * (z + 0.044715 * z**3)
+            t = np.tanh(inner)
+            return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * z * z)
+        return super().derivative(name, z, a)
+
+
+class NaiveSoftplus(ModernNumpy):
+    name = "softplus as log(1 + exp(z))"
+
+    def activation(self, name, z):
+        with np.errstate(over="ignore"):
+            return np.log(1 + np.exp(z)) if name == "softplus" else super().activation(name, z)
+
+
+class LeakySlopeKeras(ModernNumpy):
+    name = "leaky_relu at Keras's slope"
+
+    def activation(self, name, z):
+        return np.where(z > 0, z, 0.2 * z) if name == "leaky_relu" else super().activation(name, z)
+
+    def derivative(self, name, z, a):
+        return np.where(z > 0, 1.0, 0.2) if name == "leaky_relu" else super().derivative(name, z, a)
+
+
+class HuberOverDelta(ModernNumpy):
+    name = "huber with delta misplaced (SmoothL1)"
+
+    def _loss(self, network, z, a, y, n):
+        value = super()._loss(network, z, a, y, n)
+        return value / self.loss_parameter(network, "delta") if network.loss_name == "huber" else value
+
+    def output_delta(self, network, z, a, y, n):
+        delta = super().output_delta(network, z, a, y, n)
+        return delta / self.loss_parameter(network, "delta") if network.loss_name == "huber" else delta
+
+
+class SmoothedTwice(ModernNumpy):
+    name = "label smoothing applied twice"
+
+    def targets(self, network, z, y):
+        smoothing = self.loss_parameter(network, "label_smoothing")
+        return (1 - smoothing) * super().targets(network, z, y) + smoothing / z.shape[1]
+
+
 #: variant name -> (adapter class, the suite tests where it shows).
 VARIANT_ADAPTERS = {
     "relu'(0) = 0.5": (ReluHalfAtZero, "test_gradients"),
@@ -252,4 +312,9 @@ VARIANT_ADAPTERS = {
     "gradients accumulated across iterations": (AccumulatedGradients, "test_training_trajectory"),
     "batches taken in reverse": (ReversedBatches, "test_training_trajectory"),
     "the last partial batch dropped": (DropLastPartial, "test_training_trajectory"),
+    "gelu with the tanh approximation": (GeluTanhApproximation, "test_gradients"),
+    "softplus as log(1 + exp(z))": (NaiveSoftplus, "test_forward_output"),
+    "leaky_relu's slope 0.2": (LeakySlopeKeras, "test_gradients"),
+    "huber divided by delta": (HuberOverDelta, "test_gradients"),
+    "label smoothing applied twice": (SmoothedTwice, "test_gradients"),
 }

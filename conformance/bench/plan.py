@@ -132,7 +132,7 @@ def bench_data(size: BenchSize, seed: int = 0) -> tuple[Params, np.ndarray, np.n
     network = size.network
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((size.batch, network.sizes[0]))
-    if network.loss == "cross_entropy":
+    if network.loss_name == "cross_entropy":
         y = rng.integers(0, network.sizes[-1], size.batch)
     else:  # targets in [0, 1] suit both mse and bce
         y = rng.uniform(0.0, 1.0, (size.batch, network.sizes[-1]))

@@ -52,7 +52,7 @@ class TorchStepper:
     ) -> None:
         import torch
 
-        from backprop_conformance.adapters.torch_adapter import ACTIVATION_MODULES, LOSS_MODULES
+        from backprop_conformance.adapters.torch_adapter import activation_module, loss_module
 
         self.torch = torch
         torch_dtype = getattr(torch, dtype)
@@ -63,12 +63,12 @@ class TorchStepper:
                 layer.weight.copy_(torch.from_numpy(weight))
                 if bias is not None:
                     layer.bias.copy_(torch.from_numpy(bias))
-                modules += [layer, getattr(torch.nn, ACTIVATION_MODULES[activation])()]
+                modules += [layer, activation_module(torch.nn, activation)]
         self.model = torch.nn.Sequential(*modules)
-        self.loss = getattr(torch.nn, LOSS_MODULES[network.loss])(reduction=network.reduction)
+        self.loss = loss_module(torch.nn, network.loss, network.reduction)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
         self.x = torch.as_tensor(x, dtype=torch_dtype)
-        self.y = torch.as_tensor(y, dtype=torch.int64 if network.loss == "cross_entropy" else torch_dtype)
+        self.y = torch.as_tensor(y, dtype=torch.int64 if network.loss_name == "cross_entropy" else torch_dtype)
 
     def steps(self, count: int) -> None:
         model, loss, optimizer, x, y = self.model, self.loss, self.optimizer, self.x, self.y
@@ -106,9 +106,9 @@ class JaxStepper:
             for layer, name in zip(layers, network.activations):
                 z = a @ layer["kernel"] + layer["bias"] if "bias" in layer else a @ layer["kernel"]
                 a = activations[name](z)
-            if network.loss == "mse":
+            if network.loss_name == "mse":
                 elementwise = optax.squared_error(a, y)
-            elif network.loss == "bce":  # on the logits, as the JAX adapter
+            elif network.loss_name == "bce":  # on the logits, as the JAX adapter
                 elementwise = optax.sigmoid_binary_cross_entropy(z, y)
             else:
                 elementwise = optax.softmax_cross_entropy_with_integer_labels(z, y)
@@ -131,7 +131,7 @@ class JaxStepper:
             ]
             self.state = optimizer.init(self.layers)
             self.x = jnp.asarray(x, dtype=dtype)
-            self.y = jnp.asarray(y, dtype=jnp.int32 if network.loss == "cross_entropy" else dtype)
+            self.y = jnp.asarray(y, dtype=jnp.int32 if network.loss_name == "cross_entropy" else dtype)
 
     def _scope(self) -> Any:
         return self.jax.enable_x64(self.dtype == "float64")

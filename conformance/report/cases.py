@@ -15,16 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from backprop_conformance.reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION
+from backprop_conformance.reference.conventions import REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION
 from backprop_conformance.reference.network import Network, Params
 from backprop_conformance.reference.seeds import EXAMPLES, example
+from backprop_conformance.reference.specs import base
 from backprop_conformance.reference.training import batch_schedule
-from backprop_conformance.suite.case import BCE_OUTPUT_SCALES, LAYER_SCALES, Case
+from backprop_conformance.suite.case import ACTIVATION_SPECS, BCE_OUTPUT_SCALES, LAYER_SCALES, LOSS_SPECS, Case
 
-#: Sampled networks by default: the whole default run stays well under 3 minutes on 2 cores.
-DEFAULT_EXAMPLES = 24
+#: Sampled networks by default: every loss spec x reduction x bias once; the run stays near a minute on 2 cores.
+DEFAULT_EXAMPLES = 28
 # The strata of the sampled networks (each level appears equally often, +-1).
-LOSS_REDUCTION_BIAS = tuple(itertools.product(LOSSES, REDUCTIONS, (True, False)))
+LOSS_REDUCTION_BIAS = tuple(itertools.product(LOSS_SPECS, REDUCTIONS, (True, False)))
 DEPTHS = (1, 2, 3, 4, 5)
 WIDTH_BANDS = ((1, 4), (5, 10), (11, 16))
 SCHEDULE_KINDS = ("partial", "exact", "drop_last")
@@ -64,10 +65,10 @@ def _sampled_network(
     """Return a network of ``depth`` layers, widths in ``band``, ``activation`` in its first layer."""
     loss, reduction, bias = combination
     sizes = [int(width) for width in rng.integers(band[0], band[1] + 1, size=depth + 1)]
-    if loss == "cross_entropy":
+    if base(loss) == "cross_entropy":
         sizes[-1] = max(sizes[-1], 2)
-    activations = [activation] + [str(name) for name in rng.choice(ACTIVATIONS, size=depth - 1)]
-    activations[-1] = REQUIRED_OUTPUT_ACTIVATION[loss] or activations[-1]
+    activations = [activation] + [str(name) for name in rng.choice(ACTIVATION_SPECS, size=depth - 1)]
+    activations[-1] = REQUIRED_OUTPUT_ACTIVATION[base(loss)] or activations[-1]
     return Network(tuple(sizes), tuple(activations), loss, bias=bias, reduction=reduction)
 
 
@@ -75,7 +76,7 @@ def _sampled_params(rng: np.random.Generator, network: Network) -> Params:
     """Return params uniform in [-1, 1] times a per-layer scale (bce's output layer stays smaller)."""
     params: Params = []
     for layer in range(1, network.depth + 1):
-        last_bce = network.loss == "bce" and layer == network.depth
+        last_bce = network.loss_name == "bce" and layer == network.depth
         scale = float(rng.choice(BCE_OUTPUT_SCALES if last_bce else LAYER_SCALES))
         shape = (network.sizes[layer], network.sizes[layer - 1])
         weight = rng.uniform(-1.0, 1.0, size=shape) * scale
@@ -101,9 +102,9 @@ def _sampled_schedule(rng: np.random.Generator, kind: str) -> tuple[int, list[np
 def _sampled_targets(rng: np.random.Generator, network: Network, n_samples: int) -> np.ndarray:
     """Return targets for the loss: floats in [-2, 2], probabilities (half the time hard 0/1), or classes."""
     n_out = network.sizes[-1]
-    if network.loss == "cross_entropy":
+    if network.loss_name == "cross_entropy":
         return rng.integers(0, n_out, size=n_samples)
-    if network.loss == "bce":
+    if network.loss_name in ("bce", "bce_with_logits"):
         hard = bool(rng.integers(2))
         return rng.integers(0, 2, size=(n_samples, n_out)).astype(np.float64) if hard else rng.uniform(
             0.0, 1.0, size=(n_samples, n_out)
@@ -120,7 +121,7 @@ def sampled_cases(seed: int, examples: int) -> list[SweepCase]:
     rng = np.random.default_rng(seed)
     depths = _stratified(rng, DEPTHS, examples)
     bands = _stratified(rng, WIDTH_BANDS, examples)
-    activations = _stratified(rng, ACTIVATIONS, examples)
+    activations = _stratified(rng, ACTIVATION_SPECS, examples)
     kinds = _stratified(rng, SCHEDULE_KINDS, examples)
     digits = max(2, len(str(examples)))
     cases = []

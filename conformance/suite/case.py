@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from backprop_conformance.reference.conventions import ACTIVATIONS, LOSSES
 from backprop_conformance.reference.network import Network, Params
 
 #: Weights are drawn in [-1, 1] and scaled per layer; 4 saturates sigmoid and tanh.
@@ -21,6 +22,10 @@ BCE_OUTPUT_SCALES = (0.25, 0.5, 1.0)
 TRAINING_SCALES = (0.25, 1.0)
 #: Inputs x, and mse targets, lie in [-INPUT_BOUND, INPUT_BOUND].
 INPUT_BOUND = 2.0
+#: The names drawn (by the strategies and the report): every activation and loss at its defaults (torch's),
+#: and those with parameters once more with one changed.
+ACTIVATION_SPECS = (*ACTIVATIONS, "leaky_relu(negative_slope=0.2)", "elu(alpha=0.5)")
+LOSS_SPECS = (*LOSSES, "huber(delta=0.5)", "cross_entropy(label_smoothing=0.1)")
 
 
 @dataclass

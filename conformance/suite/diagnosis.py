@@ -41,7 +41,7 @@ def _cast(params: Params, x: np.ndarray, y: np.ndarray, dtype: str) -> tuple[Par
 def loss_and_gradients(variant: Variant, network: Network, params: Params, x: np.ndarray, y: np.ndarray,
                        dtype: str) -> tuple[float, Params]:
     """Return the variant's (J, grads) for one batch, in float64."""
-    rules = variant.rules(dtype) if variant.rules else REFERENCE_RULES
+    rules = variant.rules(dtype, network) if variant.rules else REFERENCE_RULES
     if variant.dtype is not None:
         params, x, y = _cast(params, x, y, variant.dtype)
     with np.errstate(all="ignore"):  # a variant may take log(0): its numbers are compared, not trusted

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from backprop_conformance.reference.activations import sigmoid
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, sigmoid
+from backprop_conformance.reference.specs import base
 
-#: Ulps an activation's evaluation may add (exp, tanh, and the division in sigmoid).
-C_F = {"identity": 0.0, "relu": 0.0, "sigmoid": 4.0, "tanh": 4.0}
-#: Bound on |f''(z)| for each activation: sigmoid 1/(6 sqrt 3), tanh 4/(3 sqrt 3).
-SECOND_DERIVATIVE_BOUND = {"identity": 0.0, "relu": 0.0, "sigmoid": 0.0963, "tanh": 0.770}
+#: Ulps an activation's evaluation may add, by name: exp, tanh, erf, log1p and expm1 are each within a few
+#: ulps in the frameworks' libraries (and the division in sigmoid one more); a product or a sum one each.
+C_F = {
+    "identity": 0.0, "relu": 0.0, "leaky_relu": 1.0, "sigmoid": 4.0, "tanh": 4.0,
+    "gelu": 6.0, "gelu_tanh": 8.0, "silu": 6.0, "softplus": 4.0, "elu": 4.0,
+}
+#: Bound on |f''(z)| for each activation: sigmoid 1/(6 sqrt 3), tanh 4/(3 sqrt 3), gelu 2 phi(0), gelu_tanh
+#: about as much, silu 1/2, softplus 1/4, elu alpha (below 0; ``second_derivative`` uses the value there).
+SECOND_DERIVATIVE_BOUND = {
+    "identity": 0.0, "relu": 0.0, "leaky_relu": 0.0, "sigmoid": 0.0963, "tanh": 0.770,
+    "gelu": 0.798, "gelu_tanh": 0.81, "silu": 0.5, "softplus": 0.25,
+}
 
 
 def unit_roundoff(dtype: str | np.dtype) -> float:
@@ -28,12 +37,35 @@ def gamma(n: int, u: float) -> float:
     return n * u / (1.0 - n * u)
 
 
-def second_derivative(name: str, z: np.ndarray) -> np.ndarray:
-    """Return |f''(z)| for the activation, exactly for sigmoid and tanh."""
+def second_derivative(spec: str, z: np.ndarray) -> np.ndarray:
+    """Return |f''(z)| for the activation ``spec``: exact for sigmoid and tanh, a central difference of the
+    reference's exact f' for the others (accurate to about 1e-8, ample for a bound), 0 for piecewise linear ones.
+    """
+    name = base(spec)
     if name == "sigmoid":
         s = sigmoid(z)
         return np.abs(s * (1 - s) * (1 - 2 * s))
     if name == "tanh":
         t = np.tanh(z)
         return np.abs(2 * t * (1 - t * t))
-    return np.zeros_like(z)
+    if name in ("identity", "relu", "leaky_relu"):
+        return np.zeros_like(z)
+    derivative, step = ACTIVATION_FUNCTIONS[spec].derivative, 1e-4
+    return np.abs(derivative(z + step) - derivative(z - step)) / (2 * step)
+
+
+def evaluation_scale(spec: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Return what an activation's rounding is relative to: |a|, and for gelu and gelu_tanh also |z| / 2.
+
+    torch and JAX compute gelu as z (1 + erf(z / sqrt 2)) / 2 (and gelu_tanh
+    with 1 + tanh): for negative z the sum 1 + erf cancels, so its rounding
+    is absolute, u, and reaches the output as u |z| / 2, far above u |a|.
+    """
+    if base(spec) in ("gelu", "gelu_tanh"):
+        return np.abs(a) + 0.5 * np.abs(z)
+    return np.abs(a)
+
+
+def rounding_ulps(spec: str) -> float:
+    """Return ``C_F`` of an activation spec (its name's)."""
+    return C_F[base(spec)]

@@ -25,10 +25,19 @@ from functools import cache
 import numpy as np
 from hypothesis import strategies as st
 
-from backprop_conformance.reference.conventions import ACTIVATIONS, LOSSES, REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION
+from backprop_conformance.reference.conventions import REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.specs import base
 from backprop_conformance.reference.training import batch_schedule
-from backprop_conformance.suite.case import BCE_OUTPUT_SCALES, INPUT_BOUND, LAYER_SCALES, TRAINING_SCALES, Case
+from backprop_conformance.suite.case import (
+    ACTIVATION_SPECS,
+    BCE_OUTPUT_SCALES,
+    INPUT_BOUND,
+    LAYER_SCALES,
+    LOSS_SPECS,
+    TRAINING_SCALES,
+    Case,
+)
 from backprop_conformance.suite.values import (
     _SEEDS,
     PROBABILITY_EDGES,
@@ -44,8 +53,8 @@ MAX_SAMPLES = 8
 
 
 _BOOLEANS = st.booleans()
-_LOSSES = st.sampled_from(LOSSES)
-_ACTIVATIONS = st.sampled_from(ACTIVATIONS)
+_LOSSES = st.sampled_from(LOSS_SPECS)
+_ACTIVATIONS = st.sampled_from(ACTIVATION_SPECS)
 _REDUCTIONS = st.sampled_from(REDUCTIONS)
 _LEARNING_RATES = st.floats(1e-3, 0.5, allow_nan=False, allow_infinity=False)
 _TRAINING_LEARNING_RATES = st.floats(1e-3, 0.1, allow_nan=False, allow_infinity=False)
@@ -69,9 +78,9 @@ def _draw_target_slot(draw: st.DrawFn, network: Network, n_samples: int) -> _Slo
     classification, or soft probabilities with PROBABILITY_EDGES.
     """
     n_out = network.sizes[-1]
-    if network.loss == "cross_entropy":
+    if network.loss_name == "cross_entropy":
         return _Slot((n_samples,), 0, n_out - 1, integers=True, dtype=np.int64)
-    if network.loss == "bce":
+    if network.loss_name in ("bce", "bce_with_logits"):
         if draw(_BOOLEANS, label="bce targets are hard 0/1 labels"):
             return _Slot((n_samples, n_out), 0, 1, integers=True)
         return _Slot((n_samples, n_out), 0.0, 1.0, PROBABILITY_EDGES)
@@ -98,7 +107,7 @@ def _draw_layers(draw: st.DrawFn, network: Network, scales: tuple[float, ...]) -
     """
     drawn = []
     for layer in range(1, network.depth + 1):
-        last_bce = network.loss == "bce" and layer == network.depth
+        last_bce = network.loss_name == "bce" and layer == network.depth
         drawn.append(draw(_sampled(BCE_OUTPUT_SCALES if last_bce else scales), label=f"scale{layer}"))
     dead_units = draw(_integers(0, 2**network.depth - 1), label="layers with dead units (bit mask)")
     return _Layers(tuple(drawn), dead_units)
@@ -159,12 +168,12 @@ def _draw_network(draw: st.DrawFn, max_depth: int, max_width: int) -> Network:
     depth = draw(_integers(1, max_depth), label="depth")
     loss = draw(_LOSSES, label="loss")
     sizes = [draw(_integers(1, max_width), label=f"n{layer}") for layer in range(depth)]
-    sizes.append(draw(_integers(2 if loss == "cross_entropy" else 1, max_width), label=f"n{depth}"))
+    sizes.append(draw(_integers(2 if base(loss) == "cross_entropy" else 1, max_width), label=f"n{depth}"))
     # The output activation is drawn even where the loss fixes it: skipping that
     # choice would make bce's sequence shorter, so Hypothesis would shrink to bce.
     activations = [draw(_ACTIVATIONS, label=f"activation{layer}") for layer in range(1, depth + 1)]
-    if REQUIRED_OUTPUT_ACTIVATION[loss] is not None:
-        activations[-1] = REQUIRED_OUTPUT_ACTIVATION[loss]
+    if REQUIRED_OUTPUT_ACTIVATION[base(loss)] is not None:
+        activations[-1] = REQUIRED_OUTPUT_ACTIVATION[base(loss)]
     bias = draw(_BOOLEANS, label="bias")
     reduction = draw(_REDUCTIONS, label="reduction")
     return Network(tuple(sizes), tuple(activations), loss, bias=bias, reduction=reduction)

@@ -77,8 +77,16 @@ import numpy as np
 
 from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, sigmoid
 from backprop_conformance.reference.backprop import _forward
+from backprop_conformance.reference.conventions import PARAMETERS, SOFTPLUS_TORCH_THRESHOLD
 from backprop_conformance.reference.network import Network, Params
-from backprop_conformance.suite.rounding import C_F, gamma, second_derivative, unit_roundoff
+from backprop_conformance.reference.specs import base, parse
+from backprop_conformance.suite.rounding import (
+    evaluation_scale,
+    gamma,
+    rounding_ulps,
+    second_derivative,
+    unit_roundoff,
+)
 from backprop_conformance.suite.tolerance_losses import loss_bounds
 
 __all__ = ["SAFETY", "ErrorBounds", "ambiguity", "error_bounds", "gamma", "unit_roundoff", "update_bounds"]
@@ -141,7 +149,8 @@ def error_bounds(
         z_bounds.append(d_z)
         z_magnitudes.append(magnitude)
         slope = np.abs(ACTIVATION_FUNCTIONS[name].derivative(zs[index]))
-        d_a.append(slope * d_z + C_F[name] * u * np.abs(activations[index + 1]) + eta)
+        scale = evaluation_scale(name, zs[index], activations[index + 1])
+        d_a.append(slope * d_z + rounding_ulps(name) * u * scale + eta)
 
     loss_bound, d_delta, delta = loss_bounds(network, zs[-1], activations[-1], y, d_a[-1], z_bounds[-1], u)
     d_delta = d_delta + eta
@@ -163,7 +172,7 @@ def error_bounds(
             weight.shape[0], u
         ) * (delta_abs @ w_abs)
         slope = ACTIVATION_FUNCTIONS[name].derivative(zs[index - 1])
-        d_slope = second_derivative(name, zs[index - 1]) * z_bounds[index - 1] + C_F[name] * u
+        d_slope = second_derivative(name, zs[index - 1]) * z_bounds[index - 1] + rounding_ulps(name) * u
         delta = upstream * slope
         d_delta = d_upstream * np.abs(slope) + np.abs(upstream) * d_slope + u * np.abs(delta) + eta
     return ErrorBounds(
@@ -208,21 +217,33 @@ def update_bounds(
     return result
 
 
+def kink_of(spec: str) -> float | None:
+    """Return where an activation's derivative jumps, or None: relu and leaky_relu at 0, elu at 0 unless
+    alpha = 1, softplus at torch's threshold 20 (exact math has no kink there; torch's Softplus switches)."""
+    name, values = parse(spec, PARAMETERS, "activation")
+    if name in ("relu", "leaky_relu") or (name == "elu" and values["alpha"] != 1.0):
+        return 0.0
+    if name == "softplus":
+        return SOFTPLUS_TORCH_THRESHOLD
+    return None
+
+
 def ambiguity(network: Network, bounds: ErrorBounds, dtype: str) -> str | None:
     """Return why this case is outside the model (ambiguous kink, saturated bce), or None."""
     for index, name in enumerate(network.activations):
-        if name != "relu":
+        kink = kink_of(name)
+        if kink is None:
             continue
         z, d_z = bounds.z[index], bounds.z_bounds[index]
         # Every term of z exactly 0 (a dead unit): z is 0 in any dtype, not ambiguous.
-        close = (np.abs(z) <= SAFETY * d_z) & (bounds.z_magnitudes[index] > 0)
+        close = (np.abs(z - kink) <= SAFETY * d_z) & ((bounds.z_magnitudes[index] > 0) | (kink != 0))
         if close.any():
             position = tuple(int(i) for i in np.argwhere(close)[0])
             return (
-                f"relu kink: z{index + 1}{list(position)} = {z[position]:.3e} is within its "
-                f"rounding bound {SAFETY * d_z[position]:.1e} of 0 in {dtype}"
+                f"{base(name)} kink: z{index + 1}{list(position)} = {z[position]:.3e} is within its "
+                f"rounding bound {SAFETY * d_z[position]:.1e} of {kink:g} in {dtype}"
             )
-    if network.loss == "bce":
+    if network.loss_name == "bce":
         p = sigmoid(bounds.z[-1])
         floor = np.sqrt(unit_roundoff(dtype))
         info = np.finfo(np.dtype(dtype))

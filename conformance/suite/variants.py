@@ -18,22 +18,42 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, Activation, sigmoid, tanh
-from backprop_conformance.reference.backprop import REFERENCE_RULES, Rules, _forward
-from backprop_conformance.reference.losses import LOSS_FUNCTIONS, log_softmax, one_hot
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, sigmoid, tanh
+from backprop_conformance.reference.backprop import REFERENCE_RULES, Rules
 from backprop_conformance.reference.network import Network, Params
 from backprop_conformance.suite.case import Case
-
-#: float32's 1e-12, the floor BCELoss divides its gradient by (a float32 constant even in float64).
-TORCH_BCE_GRADIENT_FLOOR = float(np.float32(1e-12))
-LABEL_SMOOTHING = 0.1
-#: The eps of the log-loss variants: float32's (scikit-learn's clip in float32; Keras's epsilon is 1e-7).
-#: float64's own eps is no use here: a deviation of eps / p hides inside the u / p the model allows for logs.
-LOG_LOSS_EPS = float(np.finfo(np.float32).eps)
+from backprop_conformance.suite.variant_rules import (
+    ELEMENT_MEANS,
+    LABEL_SMOOTHING,
+    above_softplus_threshold,
+    bce_values,
+    bias_mean,
+    dead,
+    dead_relu,
+    drop_partial,
+    leaky_derivative_one_at_zero,
+    leaky_keras,
+    mse_delta_times,
+    naive_softplus,
+    partial_batches,
+    per_sample_normaliser,
+    relu_derivative_at_zero,
+    smooth_l1,
+    smoothed,
+    smoothed_twice,
+    square_layer,
+    torch_bce,
+    torch_softplus,
+    torch_softplus_derivative,
+    transposed_square,
+    uses,
+    uses_derivative,
+    with_activation,
+    with_loss,
+)
 
 
 @dataclass(frozen=True)
@@ -46,8 +66,8 @@ class Variant:
     changes: frozenset[str]
     #: (case, adapter dtype) -> whether it can change this case's numbers at all.
     applies: Callable[[Case, str], bool] = lambda case, dtype: True
-    #: adapter dtype -> the pieces of the pass.
-    rules: Callable[[str], Rules] | None = None
+    #: (adapter dtype, network) -> the pieces of the pass.
+    rules: Callable[[str, Network], Rules] | None = None
     #: (network, grads, batch size) -> the gradients the variant hands on.
     grads: Callable[[Network, Params, int], Params] | None = None
     learning_rate: Callable[[float], float] | None = None
@@ -66,139 +86,25 @@ class Variant:
         return f"{self.name} ({self.seen_in})" if self.seen_in else self.name
 
 
-# -- pieces of the pass ----------------------------------------------------------------------
-
-
-def _with_activation(name: str, derivative: Callable[..., np.ndarray]) -> Callable[[str], Rules]:
-    activations = {**ACTIVATION_FUNCTIONS, name: Activation(name, ACTIVATION_FUNCTIONS[name].function, derivative)}
-    return lambda dtype: Rules(activations, REFERENCE_RULES.losses, REFERENCE_RULES.normaliser)
-
-
-def _with_loss(loss: str, value: Callable[..., Any] | None = None, delta: Callable[..., Any] | None = None,
-               dtype_dependent: Callable[[str], tuple] | None = None) -> Callable[[str], Rules]:
-    def rules(dtype: str) -> Rules:
-        pair = dtype_dependent(dtype) if dtype_dependent else (value, delta)
-        default_value, default_delta = LOSS_FUNCTIONS[loss]
-        losses = {**LOSS_FUNCTIONS, loss: (pair[0] or default_value, pair[1] or default_delta)}
-        return Rules(REFERENCE_RULES.activations, losses, REFERENCE_RULES.normaliser)
-
-    return rules
-
-
-def _relu_derivative_at_zero(value: float) -> Callable[..., np.ndarray]:
-    return lambda z, a=None: np.where(np.real(z) > 0, 1.0, np.where(np.real(z) == 0, value, 0.0))
-
-
-def _mse_delta_times(factor: float) -> Callable[..., np.ndarray]:
-    return lambda z, a, y, activation: factor * (a - y) * activation.derivative(z, a)
-
-
-def _bce_values(clip: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]) -> Callable[[str], tuple]:
-    """Return dtype -> (bce value from clipped logs, exact delta): how sklearn and numpy-ml take their logs."""
-
-    def for_dtype(dtype: str) -> tuple:
-        eps = LOG_LOSS_EPS
-
-        def value(z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
-            log_p, log_q = clip(sigmoid(z), eps)
-            return -np.sum(y * log_p + (1 - y) * log_q)
-
-        return value, None
-
-    return for_dtype
-
-
-def _torch_bce(dtype: str) -> tuple:
-    """Return torch's BCELoss: logs of the probability rounded to ``dtype``, clamped at -100; gradient floor."""
-
-    def probability(z: np.ndarray) -> np.ndarray:
-        return np.asarray(sigmoid(z), dtype=dtype).astype(np.float64)
-
-    def value(z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
-        p = probability(z)
-        with np.errstate(divide="ignore"):
-            log_p, log_q = np.maximum(np.log(p), -100.0), np.maximum(np.log(1 - p), -100.0)
-        return -np.sum(y * log_p + (1 - y) * log_q)
-
-    def delta(z: np.ndarray, a: np.ndarray, y: np.ndarray, activation: Activation) -> np.ndarray:
-        p = probability(z)
-        slope = p * (1 - p)  # sigmoid's backward, from the rounded output
-        return (p - y) / np.maximum(slope, TORCH_BCE_GRADIENT_FLOOR) * slope
-
-    return value, delta
-
-
-def _smoothed(value: bool) -> Callable[..., np.ndarray]:
-    def smoothed_targets(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        classes = z.shape[1]
-        return (1 - LABEL_SMOOTHING) * one_hot(labels, classes) + LABEL_SMOOTHING / classes
-
-    if value:
-        return lambda z, a, labels: -np.sum(smoothed_targets(z, labels) * log_softmax(z))
-    return lambda z, a, labels, activation: np.exp(log_softmax(z)) - smoothed_targets(z, labels)
-
-
-def _per_sample_normaliser(loss: str, reduction: str, n_samples: int, n_outputs: int) -> int:
-    return 1 if reduction == "sum" else n_samples
-
-
-# -- where a variant can show ----------------------------------------------------------------
-
-
-def _uses_derivative(case: Case, name: str) -> bool:
-    """Return whether the backward pass multiplies by activation ``name``'s derivative somewhere."""
-    network = case.network
-    hidden = name in network.activations[:-1]
-    return hidden or (network.activations[-1] == name and network.loss == "mse")
-
-
-def _dead_relu(case: Case, dtype: str) -> bool:
-    if not _uses_derivative(case, "relu"):
-        return False
-    zs, _ = _forward(case.network, case.params, case.x)
-    return any(name == "relu" and bool((z == 0).any()) for z, name in zip(zs, case.network.activations))
-
-
-def _square_layer(case: Case, dtype: str) -> bool:
-    return any(n_in == n_out > 1 for n_in, n_out in zip(case.network.sizes[:-1], case.network.sizes[1:]))
-
-
-def _transposed_square(network: Network, grads: Params, batch: int) -> Params:
-    return [(d_weight.T.copy() if d_weight.shape[0] == d_weight.shape[1] else d_weight, d_bias)
-            for d_weight, d_bias in grads]
-
-
-def _bias_mean(network: Network, grads: Params, batch: int) -> Params:
-    return [(d_weight, None if d_bias is None else d_bias / batch) for d_weight, d_bias in grads]
-
-
-def _partial_batches(case: Case, dtype: str) -> bool:
-    return len({len(batch) for batch in case.batches}) > 1
-
-
-def _drop_partial(batches: list) -> list:
-    largest = max(len(batch) for batch in batches)
-    return [batch for batch in batches if len(batch) == largest]
-
-
 EVERYWHERE = frozenset({"loss", "gradient", "update", "trajectory"})
 STEPS = frozenset({"gradient", "update", "trajectory"})
 
 CATALOGUE: tuple[Variant, ...] = (
-    Variant("relu'(0) = 0.5", "relu's derivative at exactly 0 taken as 1/2 instead of 0", STEPS, _dead_relu,
-            rules=_with_activation("relu", _relu_derivative_at_zero(0.5)), seen_in="autograd's np.maximum"),
-    Variant("relu'(0) = 1", "relu's derivative at exactly 0 taken as 1 instead of 0 (z >= 0)", STEPS, _dead_relu,
-            rules=_with_activation("relu", _relu_derivative_at_zero(1.0))),
+    Variant("relu'(0) = 0.5", "relu's derivative at exactly 0 taken as 1/2 instead of 0", STEPS, dead_relu,
+            rules=with_activation("relu", relu_derivative_at_zero(0.5)), seen_in="autograd's np.maximum"),
+    Variant("relu'(0) = 1", "relu's derivative at exactly 0 taken as 1 instead of 0 (z >= 0)", STEPS, dead_relu,
+            rules=with_activation("relu", relu_derivative_at_zero(1.0))),
     Variant("mse without its factor 2", "dJ/da = (a - y) / N instead of 2 (a - y) / N", STEPS,
-            lambda case, dtype: case.network.loss == "mse", rules=_with_loss("mse", delta=_mse_delta_times(1.0))),
+            lambda case, dtype: case.network.loss_name == "mse", rules=with_loss("mse", delta=mse_delta_times(1.0))),
     Variant("mse with a factor 1/2", "J = (1/2N) sum (a - y)^2, as optax.l2_loss", EVERYWHERE,
-            lambda case, dtype: case.network.loss == "mse",
-            rules=_with_loss("mse", value=lambda z, a, y: 0.5 * np.sum((a - y) ** 2), delta=_mse_delta_times(1.0))),
+            lambda case, dtype: case.network.loss_name == "mse",
+            rules=with_loss("mse", value=lambda z, a, y: 0.5 * np.sum((a - y) ** 2), delta=mse_delta_times(1.0))),
     Variant("a mean over samples instead of over all elements", "N = m instead of m n_L for mse and bce",
             EVERYWHERE,
-            lambda case, dtype: case.network.loss in ("mse", "bce") and case.network.reduction == "mean"
+            lambda case, dtype: case.network.loss_name in ELEMENT_MEANS and case.network.reduction == "mean"
             and case.network.sizes[-1] > 1,
-            rules=lambda dtype: Rules(REFERENCE_RULES.activations, REFERENCE_RULES.losses, _per_sample_normaliser)),
+            rules=lambda dtype, network: Rules(REFERENCE_RULES.activations, REFERENCE_RULES.losses,
+                                               per_sample_normaliser)),
     Variant("loss and gradients computed in float32", "a float64 claim whose pass runs in float32",
             frozenset({"loss", "gradient"}),
             lambda case, dtype: dtype == "float64", dtype="float32", tolerance=2.0,
@@ -208,36 +114,58 @@ CATALOGUE: tuple[Variant, ...] = (
             lambda case, dtype: dtype == "float64" and float(np.float32(case.learning_rate)) != case.learning_rate,
             learning_rate=lambda rate: float(np.float32(rate)), seen_in="tinygrad, Keras"),
     Variant("probabilities clipped at eps", "bce's logs of p clipped to [eps, 1 - eps], eps float32's",
-            frozenset({"loss"}), lambda case, dtype: case.network.loss == "bce",
-            rules=_with_loss("bce", dtype_dependent=_bce_values(
+            frozenset({"loss"}), lambda case, dtype: case.network.loss_name == "bce",
+            rules=with_loss("bce", dtype_dependent=bce_values(
                 lambda p, eps: (np.log(np.clip(p, eps, 1 - eps)), np.log(1 - np.clip(p, eps, 1 - eps))))),
             seen_in="scikit-learn's log-loss"),
     Variant("-log(p + eps)", "bce as -(y log(p + eps) + (1 - y) log(1 - p + eps)), eps float32's",
-            frozenset({"loss"}), lambda case, dtype: case.network.loss == "bce",
-            rules=_with_loss("bce", dtype_dependent=_bce_values(
+            frozenset({"loss"}), lambda case, dtype: case.network.loss_name == "bce",
+            rules=with_loss("bce", dtype_dependent=bce_values(
                 lambda p, eps: (np.log(p + eps), np.log(1 - p + eps)))), seen_in="numpy-ml"),
     Variant(f"label smoothing {LABEL_SMOOTHING}", "cross-entropy against (1 - e) one_hot + e / K", EVERYWHERE,
             lambda case, dtype: case.network.loss == "cross_entropy",
-            rules=_with_loss("cross_entropy", value=_smoothed(True), delta=_smoothed(False))),
+            rules=with_loss("cross_entropy", value=smoothed(True), delta=smoothed(False))),
     Variant("sigmoid' without the square", "sigmoid'(z) as s instead of s - s^2", STEPS,
-            lambda case, dtype: _uses_derivative(case, "sigmoid"),
-            rules=_with_activation("sigmoid", lambda z, a=None: sigmoid(z))),
+            lambda case, dtype: uses_derivative(case, "sigmoid"),
+            rules=with_activation("sigmoid", lambda spec: lambda z, a=None: sigmoid(z))),
     Variant("tanh' without the square", "tanh'(z) as 1 - t instead of 1 - t^2", STEPS,
-            lambda case, dtype: _uses_derivative(case, "tanh"),
-            rules=_with_activation("tanh", lambda z, a=None: 1.0 - tanh(z))),
+            lambda case, dtype: uses_derivative(case, "tanh"),
+            rules=with_activation("tanh", lambda spec: lambda z, a=None: 1.0 - tanh(z))),
     Variant("a transposed weight gradient", "dW^T where W is square (elsewhere the shape would differ)", STEPS,
-            _square_layer, grads=_transposed_square),
+            square_layer, grads=transposed_square),
     Variant("the bias gradient as a mean", "db = mean over the batch of delta instead of the sum", STEPS,
-            lambda case, dtype: case.network.bias and len(case.x) > 1, grads=_bias_mean),
+            lambda case, dtype: case.network.bias and len(case.x) > 1, grads=bias_mean),
     Variant("gradients accumulated across iterations", "no zero_grad(): each step adds to the last's gradients",
             frozenset({"trajectory"}), lambda case, dtype: len(case.batches) > 1, accumulate=True),
     Variant("batches taken in reverse", "the schedule followed from its last batch to its first",
             frozenset({"trajectory"}), lambda case, dtype: len(case.batches) > 1,
             schedule=lambda batches: list(reversed(batches))),
     Variant("the last partial batch dropped", "only full batches trained on (drop_last)", frozenset({"trajectory"}),
-            _partial_batches, schedule=_drop_partial),
+            partial_batches, schedule=drop_partial),
+    Variant("gelu with the tanh approximation", "gelu computed as z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) / 2",
+            EVERYWHERE, uses("gelu"), seen_in="jax.nn.gelu's default, approximate=True",
+            rules=with_activation("gelu", lambda spec: ACTIVATION_FUNCTIONS["gelu_tanh"].derivative,
+                                   lambda spec: ACTIVATION_FUNCTIONS["gelu_tanh"].function)),
+    Variant("softplus as log(1 + exp(z))", "softplus without log1p or a threshold: 0 below z of about -37, inf "
+            "above 709", EVERYWHERE, uses("softplus"), rules=with_activation(
+                "softplus", lambda spec: ACTIVATION_FUNCTIONS["softplus"].derivative, naive_softplus)),
+    Variant("leaky_relu's slope 0.2", "leaky_relu at 0.2, Keras's default, where torch's 0.01 was asked", STEPS,
+            lambda case, dtype: "leaky_relu" in case.network.activations, seen_in="Keras",
+            rules=with_activation("leaky_relu", leaky_keras("derivative"), leaky_keras("function"))),
+    Variant("huber divided by delta", "huber(delta) / delta: torch's SmoothL1Loss(beta=delta) taken for HuberLoss",
+            EVERYWHERE, lambda case, dtype: case.network.loss_name == "huber" and case.network.loss != "huber",
+            rules=with_loss("huber", from_spec=smooth_l1), seen_in="torch.nn.SmoothL1Loss"),
+    Variant("label smoothing applied twice", "targets smoothed by the loss and again by the caller", EVERYWHERE,
+            lambda case, dtype: case.network.loss_name == "cross_entropy" and case.network.loss != "cross_entropy",
+            rules=with_loss("cross_entropy", from_spec=smoothed_twice)),
+    Variant("softplus threshold 20", "softplus(z) = z above z = 20, and its derivative exactly 1 there", EVERYWHERE,
+            above_softplus_threshold, seen_in="torch.nn.Softplus(threshold=20)", tags=("convention",),
+            rules=with_activation("softplus", torch_softplus_derivative, torch_softplus)),
+    Variant("leaky_relu'(0) = 1", "leaky_relu's derivative at exactly 0 taken as 1 instead of the slope", STEPS,
+            dead("leaky_relu"), seen_in="jax.nn.leaky_relu", tags=("convention",),
+            rules=with_activation("leaky_relu", leaky_derivative_one_at_zero)),
     Variant("torch BCELoss clamp", "BCELoss on rounded probabilities: logs clamped at -100, gradient floor 1e-12",
-            EVERYWHERE, lambda case, dtype: case.network.loss == "bce",
-            rules=_with_loss("bce", dtype_dependent=_torch_bce), seen_in="torch.nn.BCELoss", tags=("convention",)),
+            EVERYWHERE, lambda case, dtype: case.network.loss_name == "bce",
+            rules=with_loss("bce", dtype_dependent=torch_bce), seen_in="torch.nn.BCELoss", tags=("convention",)),
 )
 BY_NAME = {variant.name: variant for variant in CATALOGUE}
