@@ -22,7 +22,12 @@ from backprop_conformance.reference import Network, batch_schedule
 from backprop_conformance.suite import judge
 from backprop_conformance.suite.assertions import ConformanceError
 from backprop_conformance.suite.case import Case
-from backprop_conformance.suite.comparisons import compare_loss_and_gradients, compare_sgd_step, compare_train
+from backprop_conformance.suite.comparisons import (
+    compare_forward,
+    compare_loss_and_gradients,
+    compare_sgd_step,
+    compare_train,
+)
 from backprop_conformance.suite.variants import BY_NAME, CATALOGUE
 from tests import variant_adapters
 from tests.broken_adapters import CorrectNumpy
@@ -214,3 +219,42 @@ def test_jax_leaky_relu_at_zero_is_jaxs_known_divergence():
     assert judge.check(jax64, case, compare_loss_and_gradients, drawn=False) == 0.0
     if pytest.importorskip("torch"):
         assert judge.check(load_adapter("torch-float64"), case, compare_loss_and_gradients, drawn=False) <= 1
+
+
+def test_torch_softplus_threshold_in_the_forward_output_is_torchs_known_divergence():
+    pytest.importorskip("torch")
+    # Found by the seed-2 sweep: z = 25 > 20 reaches a_L through identity layers; torch's output is 25.
+    network = Network((1, 1, 1), ("softplus", "identity"), "mse", bias=False)
+    case = Case(network, [(np.array([[25.0]]), None), (np.array([[0.3]]), None)], np.array([[1.0]]),
+                np.array([[2.0]]))
+    torch64 = load_adapter("torch-float64")
+    assert any(not m.passed for m in compare_forward(torch64, case))
+    assert judge.check(torch64, case, compare_forward, drawn=False) == 0.0
+    with pytest.raises(ConformanceError, match=r"softplus threshold 20"):
+        judge.check(load_adapter(_UndeclaredTorchForward()), case, compare_forward, drawn=False)
+
+
+class _UndeclaredTorchForward(CorrectNumpy):
+    name = "torch's softplus, undeclared"
+
+    def forward(self, network, params, x):
+        return load_adapter("torch-float64").forward(network, params, x)
+
+
+def test_a_convention_that_makes_a_gradient_larger_than_the_references_is_still_recognised():
+    pytest.importorskip("jax")
+    # Found by the seed-2 sweep: a dead output unit of leaky_relu (W3 = 0) under mse. JAX's
+    # leaky_relu'(0) = 1 makes dJ/dW3 100 times the reference's (slope 0.01), so the allowance
+    # sized for the reference's values is too small for JAX's own rounding of them.
+    network = Network((5, 4, 2, 1), ("identity", "gelu_tanh", "leaky_relu"), "mse", bias=False)
+    params = [
+        (np.array([[0.0685, -0.1151, -0.2295, -0.2417, 0.1566], [0.2064, 0.0533, 0.1147, 0.0218, 0.2175],
+                   [0.1579, -0.2486, 0.1787, -0.2332, 0.1148], [-0.1622, 0.1816, 0.0207, -0.1001, -0.0387]]), None),
+        (np.array([[-3.7734, -3.0057, 1.3650, 1.1775], [0.9231, -0.9306, 3.9777, 3.8467]]), None),
+        (np.array([[0.0, 0.0]]), None),
+    ]
+    case = Case(network, params, np.array([[0.7538, -0.4443, -1.4596, 0.8860, 0.1014]]), np.array([[-0.7590]]))
+    jax64 = load_adapter("jax-float64")
+    assert any(not m.passed for m in compare_loss_and_gradients(jax64, case))
+    assert judge.check(jax64, case, compare_loss_and_gradients, drawn=False) == 0.0
+    assert judge.check(load_adapter("jax-float32"), case, compare_sgd_step, drawn=False) == 0.0

@@ -62,7 +62,7 @@ class Variant:
 
     name: str
     description: str
-    #: The quantities it can change: of "loss", "gradient", "update", "trajectory".
+    #: The quantities it can change: of "output", "loss", "gradient", "update", "trajectory".
     changes: frozenset[str]
     #: (case, adapter dtype) -> whether it can change this case's numbers at all.
     applies: Callable[[Case, str], bool] = lambda case, dtype: True
@@ -88,6 +88,8 @@ class Variant:
 
 EVERYWHERE = frozenset({"loss", "gradient", "update", "trajectory"})
 STEPS = frozenset({"gradient", "update", "trajectory"})
+#: A variant of an activation's values also changes the forward output.
+WITH_OUTPUT = EVERYWHERE | {"output"}
 
 CATALOGUE: tuple[Variant, ...] = (
     Variant("relu'(0) = 0.5", "relu's derivative at exactly 0 taken as 1/2 instead of 0", STEPS, dead_relu,
@@ -143,13 +145,13 @@ CATALOGUE: tuple[Variant, ...] = (
     Variant("the last partial batch dropped", "only full batches trained on (drop_last)", frozenset({"trajectory"}),
             partial_batches, schedule=drop_partial),
     Variant("gelu with the tanh approximation", "gelu computed as z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) / 2",
-            EVERYWHERE, uses("gelu"), seen_in="jax.nn.gelu's default, approximate=True",
+            WITH_OUTPUT, uses("gelu"), seen_in="jax.nn.gelu's default, approximate=True",
             rules=with_activation("gelu", lambda spec: ACTIVATION_FUNCTIONS["gelu_tanh"].derivative,
                                    lambda spec: ACTIVATION_FUNCTIONS["gelu_tanh"].function)),
     Variant("softplus as log(1 + exp(z))", "softplus without log1p or a threshold: 0 below z of about -37, inf "
-            "above 709", EVERYWHERE, uses("softplus"), rules=with_activation(
+            "above 709", WITH_OUTPUT, uses("softplus"), rules=with_activation(
                 "softplus", lambda spec: ACTIVATION_FUNCTIONS["softplus"].derivative, naive_softplus)),
-    Variant("leaky_relu's slope 0.2", "leaky_relu at 0.2, Keras's default, where torch's 0.01 was asked", STEPS,
+    Variant("leaky_relu's slope 0.2", "leaky_relu at 0.2, Keras's default, where torch's 0.01 was asked", WITH_OUTPUT,
             lambda case, dtype: "leaky_relu" in case.network.activations, seen_in="Keras",
             rules=with_activation("leaky_relu", leaky_keras("derivative"), leaky_keras("function"))),
     Variant("huber divided by delta", "huber(delta) / delta: torch's SmoothL1Loss(beta=delta) taken for HuberLoss",
@@ -158,7 +160,7 @@ CATALOGUE: tuple[Variant, ...] = (
     Variant("label smoothing applied twice", "targets smoothed by the loss and again by the caller", EVERYWHERE,
             lambda case, dtype: case.network.loss_name == "cross_entropy" and case.network.loss != "cross_entropy",
             rules=with_loss("cross_entropy", from_spec=smoothed_twice)),
-    Variant("softplus threshold 20", "softplus(z) = z above z = 20, and its derivative exactly 1 there", EVERYWHERE,
+    Variant("softplus threshold 20", "softplus(z) = z above z = 20, and its derivative exactly 1 there", WITH_OUTPUT,
             above_softplus_threshold, seen_in="torch.nn.Softplus(threshold=20)", tags=("convention",),
             rules=with_activation("softplus", torch_softplus_derivative, torch_softplus)),
     Variant("leaky_relu'(0) = 1", "leaky_relu's derivative at exactly 0 taken as 1 instead of the slope", STEPS,
