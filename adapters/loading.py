@@ -10,6 +10,8 @@ from typing import Any
 from backprop_conformance.adapters.protocol import Adapter, AdapterError, AdapterUnavailable
 
 ENTRY_POINT_GROUP = "backprop_conformance.adapters"
+#: ``command:CMD ARGS``: an implementation in any language, as a subprocess (``adapters.command_adapter``).
+COMMAND_PREFIX = "command:"
 
 #: Built-in adapters by name: (module, class, keyword arguments).
 BUILTIN_ADAPTERS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -59,7 +61,8 @@ def load_adapter(spec: Any) -> Adapter:
     """Return an Adapter for ``spec``.
 
     ``spec`` is an adapter object, class or zero-argument factory; a
-    ``"package.module:attribute"`` string naming one; a built-in name
+    ``"package.module:attribute"`` string naming one; ``"command:CMD ARGS"``,
+    a subprocess speaking ``adapters.command_adapter``'s protocol; a built-in name
     (``"reference"``, ``"torch-float32"``, ``"jax"``, ...); or the name of an
     entry point in the group ``backprop_conformance.adapters``. Raises
     AdapterError saying what is missing, or AdapterUnavailable when the
@@ -67,6 +70,10 @@ def load_adapter(spec: Any) -> Adapter:
     """
     if not isinstance(spec, str):
         return _resolve(spec, repr(spec))
+    if spec.startswith(COMMAND_PREFIX):
+        from backprop_conformance.adapters.command_adapter import CommandAdapter
+
+        return _resolve(lambda: CommandAdapter(spec[len(COMMAND_PREFIX):]), spec)
     if ":" in spec:
         return _resolve(_import_attribute(spec), spec)
     if spec in BUILTIN_ADAPTERS:

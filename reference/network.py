@@ -92,6 +92,11 @@ class Network:
             f"{self.loss} {self.reduction}, {'bias' if self.bias else 'no bias'}"
         )
 
+    def to_json(self) -> dict:
+        """Return the network as JSON-ready data: ``{"sizes", "activations", "loss", "bias", "reduction"}``."""
+        return {"sizes": list(self.sizes), "activations": list(self.activations), "loss": self.loss,
+                "bias": self.bias, "reduction": self.reduction}
+
     def __repr__(self) -> str:
         return (
             f"Network(sizes={self.sizes!r}, activations={self.activations!r}, "

@@ -2,11 +2,16 @@
 
 Hypothesis draws cases from ``suite.strategies.cases()`` and each goes
 through ``suite.comparisons.compare_loss_and_gradients`` for torch and JAX
-(jitted), i.e. three-way gradient conformance with the reference.
+(jitted), i.e. three-way gradient conformance with the reference. Any
+adapter's throughput alone, a program behind ``--command`` included::
+
+    python -m backprop_conformance.bench.suite_speed "command:./mlp" --examples 300
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +39,7 @@ def suite_throughput(examples: int, specs: Sequence[str] = SUITE_ADAPTERS) -> di
     from hypothesis import HealthCheck, Phase, given, settings
 
     from backprop_conformance.adapters.loading import load_adapter
-    from backprop_conformance.adapters.protocol import AdapterUnavailable
+    from backprop_conformance.adapters.protocol import AdapterUnavailable, Unsupported
     from backprop_conformance.suite.case import Case
     from backprop_conformance.suite.comparisons import OutsideModel, compare_loss_and_gradients
     from backprop_conformance.suite.strategies import cases
@@ -48,7 +53,8 @@ def suite_throughput(examples: int, specs: Sequence[str] = SUITE_ADAPTERS) -> di
 
     def one_pass() -> dict:
         seconds = {adapter.label: 0.0 for adapter in adapters}
-        outcomes = {adapter.label: {"pass": 0, "fail": 0, "outside model": 0, "error": 0} for adapter in adapters}
+        kinds = ("pass", "fail", "outside model", "not applicable", "error")
+        outcomes = {adapter.label: dict.fromkeys(kinds, 0) for adapter in adapters}
         reference_seconds, drawn = [0.0], [0]
 
         @settings(
@@ -68,6 +74,8 @@ def suite_throughput(examples: int, specs: Sequence[str] = SUITE_ADAPTERS) -> di
                     outcome = "pass" if all(m.passed for m in measurements) else "fail"
                 except OutsideModel:
                     outcome = "outside model"
+                except Unsupported:
+                    outcome = "not applicable"
                 except Exception:  # counted, not raised: this measures speed, the suite judges correctness
                     outcome = "error"
                 seconds[adapter.label] += time.perf_counter() - start
@@ -100,3 +108,18 @@ def suite_throughput(examples: int, specs: Sequence[str] = SUITE_ADAPTERS) -> di
         "first": first,
         "repeated": one_pass(),
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print ``suite_throughput`` for the given adapter specs as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m backprop_conformance.bench.suite_speed",
+                                     description="The suite's throughput, in cases per second, for adapters.")
+    parser.add_argument("specs", nargs="*", default=list(SUITE_ADAPTERS), metavar="SPEC")
+    parser.add_argument("--examples", type=int, default=300, metavar="N", help="cases drawn per pass (300)")
+    arguments = parser.parse_args(argv)
+    print(json.dumps(suite_throughput(arguments.examples, arguments.specs), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

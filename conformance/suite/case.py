@@ -69,10 +69,4 @@ class Case:
 
 def network_json(network: Network) -> dict[str, Any]:
     """Return a network spec as JSON-ready data: sizes, activations, loss, bias, reduction."""
-    return {
-        "sizes": list(network.sizes),
-        "activations": list(network.activations),
-        "loss": network.loss,
-        "bias": network.bias,
-        "reduction": network.reduction,
-    }
+    return network.to_json()

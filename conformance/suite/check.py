@@ -128,9 +128,14 @@ def run(arguments: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())
     import pytest
 
+    from backprop_conformance.adapters.loading import COMMAND_PREFIX
     from backprop_conformance.suite import session
     from backprop_conformance.suite.check_summary import SummaryPlugin, json_document
 
+    arguments.adapter = [*arguments.adapter, *(COMMAND_PREFIX + command for command in arguments.command)]
+    if not arguments.adapter:
+        print("backprop check: give at least one SPEC or --command CMD", file=sys.stderr)
+        return 2
     session.reset()
     problem = _preload(arguments.adapter)
     if problem is not None:
@@ -142,7 +147,9 @@ def run(arguments: argparse.Namespace) -> int:
     print_summary(rows, summary.explanations())
     print_causes(summary.causes())
     exit_status = _exit_status(status, rows)
-    if exit_status == 3:
+    if exit_status == 3 and status == pytest.ExitCode.NO_TESTS_COLLECTED:
+        _print("nothing was checked: no test was selected (see -k)")
+    elif exit_status == 3:
         _print("nothing was checked: every test was skipped (see the reasons above)")
     if arguments.json:
         settings = {"adapters": arguments.adapter, "profile": arguments.profile,
@@ -164,12 +171,15 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "check",
         help="run the conformance suite against adapters",
         description="Run the conformance suite against each SPEC (package.module:attribute, found from the "
-        "current directory as python -m does; a built-in name such as torch-float32; or an entry point) "
-        "and print a summary.",
+        "current directory as python -m does; a built-in name such as torch-float32; an entry point; or "
+        "command:CMD, a program in any language) and print a summary.",
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("adapter", nargs="+", metavar="SPEC")
+    parser.add_argument("adapter", nargs="*", metavar="SPEC")
+    parser.add_argument("--command", action="append", default=[], metavar="CMD",
+                        help="check a program in any language that speaks the JSON-lines protocol on stdin and "
+                        "stdout (README: Checking code in any language); the same as SPEC command:CMD")
     parser.add_argument("--profile", default="ci", choices=PROFILE_NAMES,
                         help="the suite's Hypothesis profile: dev (40 examples), ci (60, derandomized; the "
                         "default) or thorough (1000)")

@@ -9,6 +9,8 @@ printed once, with the tests that showed it and the smallest repro.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,12 +136,16 @@ class SummaryPlugin:
         return rows
 
     def explanations(self) -> list[str]:
-        """Return one line per adapter and quantity: why cases were not applicable, which conventions showed."""
+        """Return per adapter why cases were not applicable and which conventions showed, most cases first."""
         lines = []
-        for (spec, row), outcomes in self._groups().items():
-            for kind, what in (("not_applicable", "not applicable"), ("known_divergences", "known divergence")):
-                for reason, count in self._tally(outcomes, kind).items():
-                    lines.append(f"{spec}, {row}: {count} case(s) {what}: {reason}")
+        for kind, what in (("not_applicable", "not applicable"), ("known_divergences", "known divergence")):
+            by_adapter: dict[str, Counter] = {}
+            for (spec, _), outcomes in self._groups().items():
+                by_adapter.setdefault(spec, Counter()).update(self._tally(outcomes, kind))
+            for spec, reasons in by_adapter.items():
+                if reasons:
+                    lines.append(f"{spec}: {sum(reasons.values())} case(s) {what}, over all quantities:")
+                    lines += [f"  {count:>6}  {reason}" for reason, count in reasons.most_common()]
         return lines
 
     def causes(self) -> list[Cause]:
