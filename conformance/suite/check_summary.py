@@ -9,9 +9,8 @@ printed once, with the tests that showed it and the smallest repro.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
