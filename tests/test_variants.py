@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -174,7 +175,8 @@ def test_a_declared_convention_is_a_known_divergence_not_a_failure(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:]
     records = json.loads(out.read_text())["records"]
     assert any(r["known_divergences"].get("mse without its factor 2") for r in records)
-    assert "known divergence: mse without its factor 2" in result.stdout
+    assert re.search(r"case\(s\) known divergence, over all quantities:\n\s+\d+  mse without its factor 2\n",
+                     result.stdout), result.stdout[-2000:]
 
 
 def test_torch_bce_clamp_at_a_saturated_output_is_torchs_known_divergence():
@@ -258,3 +260,16 @@ def test_a_convention_that_makes_a_gradient_larger_than_the_references_is_still_
     assert any(not m.passed for m in compare_loss_and_gradients(jax64, case))
     assert judge.check(jax64, case, compare_loss_and_gradients, drawn=False) == 0.0
     assert judge.check(load_adapter("jax-float32"), case, compare_sgd_step, drawn=False) == 0.0
+
+
+def test_a_convention_is_recognised_where_float32_rounding_exceeds_the_references_allowance():
+    pytest.importorskip("jax")
+    # Found by the seed-2 sweep: W3's gradient is delta3 a2 with a2 = gelu_tanh(-3.55), whose float32
+    # 1 + tanh cancels; at the reference's slope 0.01 its allowance is 100x too small for JAX's value.
+    network = Network((1, 1, 1, 1), ("identity", "gelu_tanh", "leaky_relu"), "mse", bias=True)
+    params = [(np.array([[0.0685]]), np.array([-0.1151])), (np.array([[-3.6722]]), np.array([-3.8678])),
+              (np.array([[0.0]]), np.array([0.0]))]
+    case = Case(network, params, np.array([[0.4265]]), np.array([[0.9180]]))
+    jax32 = load_adapter("jax-float32")
+    assert any(not m.passed for m in compare_loss_and_gradients(jax32, case))
+    assert judge.check(jax32, case, compare_loss_and_gradients, drawn=False) == 0.0

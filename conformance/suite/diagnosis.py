@@ -41,6 +41,10 @@ def _cast(params: Params, x: np.ndarray, y: np.ndarray, dtype: str) -> tuple[Par
 
 #: Of the unit roundoff per layer, relative to a variant's own values (see ``matches``).
 RELATIVE = 8 * SAFETY
+#: Of the gap between a variant's values and the reference's, what a match may leave unexplained.
+GAP_FRACTION = 1e-3
+#: The reference itself, as a variant that changes nothing (its values are the gap's other end).
+REFERENCE = Variant("the reference", "exact math, as the reference computes it", frozenset())
 
 
 def loss_and_gradients(variant: Variant, network: Network, params: Params, x: np.ndarray, y: np.ndarray,
@@ -121,20 +125,29 @@ def _allowances(variant: Variant, case: Case, measurements: Sequence[Measurement
     ])}
 
 
-def matches(variant: Variant, case: Case, call: str, dtype: str, measurements: Sequence[Measurement]) -> bool:
-    """Return whether every measured array agrees with ``variant`` within the comparison's allowance."""
+def matches(variant: Variant, case: Case, call: str, dtype: str, measurements: Sequence[Measurement],
+            reference: dict[str, np.ndarray] | None = None) -> bool:
+    """Return whether every measured array agrees with ``variant`` within the comparison's allowance.
+
+    The comparison's allowance was sized for the reference's values; a
+    variant's may be larger (leaky_relu'(0) = 1 against the slope 0.01: a
+    gradient 100 times the reference's, rounded as such), so a match also
+    allows the rounding of a pass of the variant's own magnitudes, and
+    ``GAP_FRACTION`` of the distance between the variant's values and the
+    reference's (``reference``, computed here if not given).
+    """
     if any(m.actual is None or m.allowed_array is None for m in measurements):
         return False
     if variant.dtype is not None and not _representable(measurements, variant.dtype):
         return False
     wanted, allowed = expected(variant, case, call, dtype), _allowances(variant, case, measurements)
+    reference = reference if reference is not None else expected(REFERENCE, case, call, dtype)
     for m in measurements:
-        if m.name not in wanted or m.name not in allowed:
+        if m.name not in wanted or m.name not in allowed or m.name not in reference:
             return False
-        # The comparison's allowance was sized for the reference's values; a variant's may be larger
-        # (leaky_relu'(0) = 1 against the slope 0.01: a gradient 100 times the reference's), so the
-        # rounding of a pass of the variant's own magnitudes is allowed too.
         own = RELATIVE * case.network.depth * unit_roundoff(m.dtype) * np.abs(wanted[m.name])
+        if np.shape(wanted[m.name]) == np.shape(reference[m.name]):
+            own = own + GAP_FRACTION * np.abs(wanted[m.name] - reference[m.name])
         again = measure(m.actual, wanted[m.name], variant.tolerance * allowed[m.name] + own, adapter=m.adapter,
                         dtype=m.dtype, quantity=m.quantity, name=m.name, network=case.network)
         if not again.passed:
@@ -148,11 +161,11 @@ def diagnose(case: Case, call: str, dtype: str, measurements: Sequence[Measureme
     compared = COMPARED.get(call)
     if not compared or not measurements:
         return []
-    found = []
+    found, reference = [], expected(REFERENCE, case, call, dtype)
     for variant in catalogue:
         if variant.changes & compared and variant.applies(case, dtype):
             try:
-                if matches(variant, case, call, dtype, measurements):
+                if matches(variant, case, call, dtype, measurements, reference):
                     found.append(variant)
             except (ValueError, FloatingPointError):  # a variant that cannot be computed here explains nothing
                 continue

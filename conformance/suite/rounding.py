@@ -66,6 +66,22 @@ def evaluation_scale(spec: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.abs(a)
 
 
+def derivative_scale(spec: str, z: np.ndarray) -> np.ndarray | float:
+    """Return what an activation derivative's rounding is relative to: 1, and more where it cancels.
+
+    Autodiff of gelu_tanh's z (1 + t) / 2, t = tanh(k (z + c z^3)), gives
+    (1 + t) / 2 + z (1 - t^2) k (1 + 3 c z^2) / 2: for large |z| both 1 + t
+    and 1 - t^2 cancel, and the second term's rounding is absolute, u times
+    |z| k (1 + 3 c z^2). silu's s (1 + z (1 - s)) loses u |z| in 1 - s.
+    """
+    name = base(spec)
+    if name == "gelu_tanh":
+        return 1.0 + np.abs(z) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * z * z)
+    if name == "silu":
+        return 1.0 + np.abs(z)
+    return 1.0
+
+
 def rounding_ulps(spec: str) -> float:
     """Return ``C_F`` of an activation spec (its name's)."""
     return C_F[base(spec)]

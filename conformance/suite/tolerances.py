@@ -81,6 +81,7 @@ from backprop_conformance.reference.conventions import PARAMETERS, SOFTPLUS_TORC
 from backprop_conformance.reference.network import Network, Params
 from backprop_conformance.reference.specs import base, parse
 from backprop_conformance.suite.rounding import (
+    derivative_scale,
     evaluation_scale,
     gamma,
     rounding_ulps,
@@ -172,7 +173,8 @@ def error_bounds(
             weight.shape[0], u
         ) * (delta_abs @ w_abs)
         slope = ACTIVATION_FUNCTIONS[name].derivative(zs[index - 1])
-        d_slope = second_derivative(name, zs[index - 1]) * z_bounds[index - 1] + rounding_ulps(name) * u
+        d_slope = (second_derivative(name, zs[index - 1]) * z_bounds[index - 1]
+                   + rounding_ulps(name) * u * derivative_scale(name, zs[index - 1]))
         delta = upstream * slope
         d_delta = d_upstream * np.abs(slope) + np.abs(upstream) * d_slope + u * np.abs(delta) + eta
     return ErrorBounds(
