@@ -132,7 +132,7 @@ def run(arguments: argparse.Namespace) -> int:
     from backprop_conformance.suite import session
     from backprop_conformance.suite.check_summary import SummaryPlugin, json_document
 
-    arguments.adapter = [*arguments.adapter, *(COMMAND_PREFIX + command for command in arguments.command)]
+    arguments.adapter = [*arguments.adapter, *(COMMAND_PREFIX + command for command in arguments.commands)]
     if not arguments.adapter:
         print("backprop check: give at least one SPEC or --command CMD", file=sys.stderr)
         return 2
@@ -177,7 +177,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("adapter", nargs="*", metavar="SPEC")
-    parser.add_argument("--command", action="append", default=[], metavar="CMD",
+    parser.add_argument("--command", dest="commands", action="append", default=[], metavar="CMD",
                         help="check a program in any language that speaks the JSON-lines protocol on stdin and "
                         "stdout (README: Checking code in any language); the same as SPEC command:CMD")
     parser.add_argument("--profile", default="ci", choices=PROFILE_NAMES,
