@@ -4,8 +4,10 @@ Runs only when a comparison has failed (a passing case costs nothing). For
 each variant of ``suite.variants`` that applies to the case and can change
 the compared quantities, the variant's values are computed and the
 adapter's arrays measured against them with the allowance the exact
-comparison used (times the variant's ``tolerance``); a variant computed in
-float32 must also be exactly what float32 can represent. A variant matches
+comparison used, or the tolerance model's bounds for a pass of the
+variant's own pieces where those are larger (times the variant's
+``tolerance``); a variant computed in float32 must also be exactly what
+float32 can represent. A variant matches
 when every array of the comparison passes: so a wrong loss beside right
 gradients is not "mse with a factor 1/2", which changes both.
 """
@@ -22,8 +24,7 @@ from backprop_conformance.reference.network import Network, Params
 from backprop_conformance.reference.training import _sgd_update
 from backprop_conformance.suite.assertions import Measurement, measure
 from backprop_conformance.suite.case import Case
-from backprop_conformance.suite.rounding import unit_roundoff
-from backprop_conformance.suite.tolerances import SAFETY, error_bounds
+from backprop_conformance.suite.tolerances import SAFETY, error_bounds, update_bounds
 from backprop_conformance.suite.variants import CATALOGUE, Variant
 
 #: What each comparison measures, for the variants that can change it.
@@ -38,14 +39,6 @@ COMPARED = {
 def _cast(params: Params, x: np.ndarray, y: np.ndarray, dtype: str) -> tuple[Params, np.ndarray, np.ndarray]:
     cast = [(w.astype(dtype), None if b is None else b.astype(dtype)) for w, b in params]
     return cast, x.astype(dtype), y if y.dtype.kind in "iu" else y.astype(dtype)
-
-#: Of the unit roundoff per layer, relative to a variant's own values (see ``matches``).
-RELATIVE = 8 * SAFETY
-#: Of the gap between a variant's values and the reference's, what a match may leave unexplained.
-GAP_FRACTION = 1e-3
-#: The reference itself, as a variant that changes nothing (its values are the gap's other end).
-REFERENCE = Variant("the reference", "exact math, as the reference computes it", frozenset())
-
 
 def loss_and_gradients(variant: Variant, network: Network, params: Params, x: np.ndarray, y: np.ndarray,
                        dtype: str) -> tuple[float, Params]:
@@ -115,40 +108,47 @@ def _representable(measurements: Sequence[Measurement], dtype: str) -> bool:
     return True
 
 
-def _allowances(variant: Variant, case: Case, measurements: Sequence[Measurement]) -> dict[str, np.ndarray]:
-    """Return the allowance per measured array: the comparison's, or the model's in the variant's own dtype."""
-    if variant.dtype is None:
-        return {m.name: m.allowed_array for m in measurements}
-    bounds = error_bounds(case.network, case.params, case.x, case.y, variant.dtype)
-    return {"J": np.float64(SAFETY * bounds.loss), **_named([
-        (SAFETY * w, None if b is None else SAFETY * b) for w, b in bounds.grads
-    ])}
+def _allowances(variant: Variant, case: Case, call: str, dtype: str,
+                measurements: Sequence[Measurement]) -> dict[str, np.ndarray]:
+    """Return the allowance per measured array.
 
-
-def matches(variant: Variant, case: Case, call: str, dtype: str, measurements: Sequence[Measurement],
-            reference: dict[str, np.ndarray] | None = None) -> bool:
-    """Return whether every measured array agrees with ``variant`` within the comparison's allowance.
-
-    The comparison's allowance was sized for the reference's values; a
-    variant's may be larger (leaky_relu'(0) = 1 against the slope 0.01: a
-    gradient 100 times the reference's, rounded as such), so a match also
-    allows the rounding of a pass of the variant's own magnitudes, and
-    ``GAP_FRACTION`` of the distance between the variant's values and the
-    reference's (``reference``, computed here if not given).
+    A variant computed in its own dtype gets the model's bounds in that
+    dtype. A variant with its own pieces gets the larger of the
+    comparison's allowance and the model's bounds for a pass of those
+    pieces: its gradients may be far larger than the reference's
+    (leaky_relu'(0) = 1 against the slope 0.01), and so is their rounding.
     """
+    comparison = {m.name: m.allowed_array for m in measurements}
+    if variant.dtype is None and variant.rules is None:
+        return comparison
+    rules = variant.rules(dtype, case.network) if variant.rules else REFERENCE_RULES
+    bounds = error_bounds(case.network, case.params, case.x, case.y, variant.dtype or dtype, rules=rules)
+    scaled = [(SAFETY * w, None if b is None else SAFETY * b) for w, b in bounds.grads]
+    if call == "forward":
+        own = {"a_L": SAFETY * bounds.output}
+    elif call == "sgd_step":
+        _, grads = loss_and_gradients(variant, case.network, case.params, case.x, case.y, dtype)
+        update = update_bounds(case.params, grads, bounds, _rate(variant, case.learning_rate))
+        own = _named([(SAFETY * w, None if b is None else SAFETY * b) for w, b in update])
+    else:  # the loss and gradients; a trajectory keeps the comparison's allowance
+        own = {"J": np.float64(SAFETY * bounds.loss), **_named(scaled)} if call == "loss_and_gradients" else {}
+    if variant.dtype is not None:
+        return own
+    return {name: np.maximum(allowed, own[name]) if name in own and np.shape(own[name]) == np.shape(allowed)
+            else allowed for name, allowed in comparison.items()}
+
+
+def matches(variant: Variant, case: Case, call: str, dtype: str, measurements: Sequence[Measurement]) -> bool:
+    """Return whether every measured array agrees with ``variant`` within its allowance (``_allowances``)."""
     if any(m.actual is None or m.allowed_array is None for m in measurements):
         return False
     if variant.dtype is not None and not _representable(measurements, variant.dtype):
         return False
-    wanted, allowed = expected(variant, case, call, dtype), _allowances(variant, case, measurements)
-    reference = reference if reference is not None else expected(REFERENCE, case, call, dtype)
+    wanted, allowed = expected(variant, case, call, dtype), _allowances(variant, case, call, dtype, measurements)
     for m in measurements:
-        if m.name not in wanted or m.name not in allowed or m.name not in reference:
+        if m.name not in wanted or m.name not in allowed:
             return False
-        own = RELATIVE * case.network.depth * unit_roundoff(m.dtype) * np.abs(wanted[m.name])
-        if np.shape(wanted[m.name]) == np.shape(reference[m.name]):
-            own = own + GAP_FRACTION * np.abs(wanted[m.name] - reference[m.name])
-        again = measure(m.actual, wanted[m.name], variant.tolerance * allowed[m.name] + own, adapter=m.adapter,
+        again = measure(m.actual, wanted[m.name], variant.tolerance * allowed[m.name], adapter=m.adapter,
                         dtype=m.dtype, quantity=m.quantity, name=m.name, network=case.network)
         if not again.passed:
             return False
@@ -161,11 +161,11 @@ def diagnose(case: Case, call: str, dtype: str, measurements: Sequence[Measureme
     compared = COMPARED.get(call)
     if not compared or not measurements:
         return []
-    found, reference = [], expected(REFERENCE, case, call, dtype)
+    found = []
     for variant in catalogue:
         if variant.changes & compared and variant.applies(case, dtype):
             try:
-                if matches(variant, case, call, dtype, measurements, reference):
+                if matches(variant, case, call, dtype, measurements):
                     found.append(variant)
             except (ValueError, FloatingPointError):  # a variant that cannot be computed here explains nothing
                 continue

@@ -5,14 +5,16 @@ Used by ``suite.tolerances.error_bounds`` once the forward pass is bounded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, sigmoid
+from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, Activation, sigmoid
 from backprop_conformance.reference.conventions import PARAMETERS
 from backprop_conformance.reference.losses import log_softmax, normaliser, smoothed_targets
 from backprop_conformance.reference.network import Network
 from backprop_conformance.reference.specs import parse
-from backprop_conformance.suite.rounding import gamma, rounding_ulps, second_derivative
+from backprop_conformance.suite.rounding import derivative_scale, gamma, rounding_ulps, second_derivative
 
 #: Ulps for the loss's own transcendental functions and reductions.
 C_LOSS = 8.0
@@ -26,8 +28,10 @@ def loss_bounds(
     d_a: np.ndarray,
     d_z: np.ndarray,
     u: float,
+    activations: Mapping[str, Activation] = ACTIVATION_FUNCTIONS,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Return (bound on J, bound on delta_L, delta_L) for the network's loss."""
+    """Return (bound on J, bound on delta_L, delta_L) for the network's loss (``activations``: whose
+    output derivative delta_L multiplies by, the reference's unless a variant's bounds are wanted)."""
     m, n_out = z.shape
     n = normaliser(network.loss, network.reduction, m, n_out)
     loss_name, parameters = parse(network.loss, PARAMETERS, "loss")
@@ -36,8 +40,8 @@ def loss_bounds(
         error = a - y
         d_error = d_a + u * np.abs(y) + u * np.abs(error)
         name = network.activations[-1]
-        slope = ACTIVATION_FUNCTIONS[name].derivative(z)
-        d_slope = second_derivative(name, z) * d_z + rounding_ulps(name) * u
+        slope = activations[name].derivative(z)
+        d_slope = second_derivative(name, z) * d_z + rounding_ulps(name) * u * derivative_scale(name, z)
         if loss_name == "mse":  # d J = 2 |e| de; dJ/da = 2 e
             loss = (2 * np.abs(error) * d_error).sum() + gamma(count, u) * (error**2).sum()
             gradient, d_gradient = 2 * error, 2 * d_error

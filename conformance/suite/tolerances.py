@@ -75,8 +75,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, sigmoid
-from backprop_conformance.reference.backprop import _forward
+from backprop_conformance.reference.activations import sigmoid
+from backprop_conformance.reference.backprop import REFERENCE_RULES, Rules, _forward
 from backprop_conformance.reference.conventions import PARAMETERS, SOFTPLUS_TORCH_THRESHOLD
 from backprop_conformance.reference.network import Network, Params
 from backprop_conformance.reference.specs import base, parse
@@ -122,17 +122,20 @@ def error_bounds(
     y: np.ndarray,
     dtype: str,
     param_error: Params | None = None,
+    rules: Rules = REFERENCE_RULES,
 ) -> ErrorBounds:
     """Return the running-error bounds of forward, loss and gradients in ``dtype``.
 
     ``param_error``, in the params' structure, is the absolute uncertainty
     each parameter already carries (from earlier training steps), on top of
-    its rounding.
+    its rounding. ``rules``: the activations whose values and derivatives
+    the pass multiplies by, the reference's unless a variant's bounds are
+    wanted (``suite.diagnosis``).
     """
     carried = param_error or [(0.0, None if bias is None else 0.0) for _, bias in params]
     u = unit_roundoff(dtype) + unit_roundoff(np.float64)
     eta = float(np.finfo(np.dtype(dtype)).tiny)  # absolute error of an operation that underflows
-    zs, activations = _forward(network, params, x)
+    zs, activations = _forward(network, params, x, rules=rules)
     m = x.shape[0]
 
     # Forward: d_a[l] bounds the error of activations[l].
@@ -149,11 +152,12 @@ def error_bounds(
         d_z = d_z + eta
         z_bounds.append(d_z)
         z_magnitudes.append(magnitude)
-        slope = np.abs(ACTIVATION_FUNCTIONS[name].derivative(zs[index]))
+        slope = np.abs(rules.activations[name].derivative(zs[index]))
         scale = evaluation_scale(name, zs[index], activations[index + 1])
         d_a.append(slope * d_z + rounding_ulps(name) * u * scale + eta)
 
-    loss_bound, d_delta, delta = loss_bounds(network, zs[-1], activations[-1], y, d_a[-1], z_bounds[-1], u)
+    loss_bound, d_delta, delta = loss_bounds(network, zs[-1], activations[-1], y, d_a[-1], z_bounds[-1], u,
+                                             rules.activations)
     d_delta = d_delta + eta
 
     # Backward: bounds on the deltas and the gradients, layer by layer.
@@ -172,7 +176,7 @@ def error_bounds(
         d_upstream = d_delta @ w_abs + delta_abs @ (u * w_abs + carried[index][0]) + gamma(
             weight.shape[0], u
         ) * (delta_abs @ w_abs)
-        slope = ACTIVATION_FUNCTIONS[name].derivative(zs[index - 1])
+        slope = rules.activations[name].derivative(zs[index - 1])
         d_slope = (second_derivative(name, zs[index - 1]) * z_bounds[index - 1]
                    + rounding_ulps(name) * u * derivative_scale(name, zs[index - 1]))
         delta = upstream * slope
