@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,19 @@ def test_a_new_directory_is_published_and_other_entries_are_kept(tmp_path):
     assert _read_consistently(out) == ("2", "2")
     assert (out / "performance.md").read_text() == "the bench's"
     assert not list(tmp_path.glob(".reports.staging-*"))
+
+
+def test_a_published_directory_keeps_its_mode_or_gets_the_umasks(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        out = tmp_path / "reports"
+        publish(out, _files("1"), kind="agreement")
+        assert stat.S_IMODE(out.stat().st_mode) == 0o755  # not mkdtemp's 0700
+        out.chmod(0o750)
+        publish(out, _files("2"), kind="agreement")
+        assert stat.S_IMODE(out.stat().st_mode) == 0o750
+    finally:
+        os.umask(umask)
 
 
 def test_owned_files_no_longer_written_are_removed(tmp_path):

@@ -30,6 +30,7 @@ import ctypes
 import errno
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -96,10 +97,20 @@ def _link_or_copy_file(source: str | Path, target: str | Path) -> None:
         shutil.copy2(source, target)
 
 
+def _directory_mode(real: Path) -> int:
+    """Return the mode a published directory gets: the one it had, or what the umask gives a new one."""
+    if real.is_dir():
+        return stat.S_IMODE(real.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
 def _stage(real: Path, files: dict[str, bytes], owned: set[str]) -> Path:
     """Return a staging directory beside ``real``: the new files, and ``real``'s other entries linked in."""
     staging = Path(tempfile.mkdtemp(prefix=f".{real.name}.staging-", dir=real.parent))
     try:
+        os.chmod(staging, _directory_mode(real))  # mkdtemp's 0700 would lock others out of the report
         if real.is_dir():
             for entry in real.iterdir():
                 if entry.name not in files and entry.name not in owned:
@@ -133,6 +144,7 @@ def _publish_versioned(real: Path, kind: str, files: dict[str, bytes], owned: se
     versions.mkdir(exist_ok=True)
     _remove_stale(versions, ".staging-*")
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=versions))
+    os.chmod(staging, _directory_mode(versions))
     run = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{staging.name.rsplit('-', 1)[-1]}"
     try:
         for name, data in files.items():
