@@ -1,6 +1,6 @@
 """The ``backprop`` command (also ``python -m backprop_conformance``).
 
-``check``, ``report``, ``bench``, ``explain`` and ``seeds``; ``backprop
+``check``, ``report``, ``bench``, ``explain``, ``seeds`` and ``vectors``; ``backprop
 --version``. Building the parser imports no framework, no Hypothesis and no
 matplotlib: each command imports what it needs when it runs.
 """
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from backprop_conformance.bench import command as bench_command
     from backprop_conformance.report import command as report_command
     from backprop_conformance.suite import check
+    from backprop_conformance.vectors import command as vectors_command
 
     parser = argparse.ArgumentParser(
         prog="backprop",
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_command.add_parser(commands)
     bench_command.add_parser(commands)
     documents.add_parsers(commands)
+    vectors_command.add_parser(commands)
     return parser
 
 

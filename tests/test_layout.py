@@ -16,6 +16,7 @@ FOLDERS = {
     "suite": ROOT / "conformance" / "suite",
     "report": ROOT / "conformance" / "report",
     "bench": ROOT / "conformance" / "bench",
+    "vectors": ROOT / "conformance" / "vectors",
 }
 #: What each subpackage may import of the others (itself always).
 MAY_IMPORT = {
@@ -25,12 +26,14 @@ MAY_IMPORT = {
     "suite": {"reference", "adapters", "common"},
     "report": {"reference", "adapters", "common", "suite"},
     "bench": {"reference", "adapters", "common", "suite"},
+    "vectors": {"reference", "common", "suite"},
 }
 #: The report's pipeline and the benchmark's, in order: a module imports only modules before it.
 STAGES = {
     "report": ["cases", "progress", "records", "document", "content", "render_markdown", "render_html", "figures",
                "publish", "command"],
     "bench": ["steppers", "plan", "worker", "peaks", "measure", "suite_speed", "targets", "render", "command"],
+    "vectors": ["catalogue", "records", "command"],
 }
 MAX_LINES = 300
 OLD_TOP_LEVEL_NAMES = {"reference", "adapters", "conformance"}
