@@ -65,13 +65,16 @@ def _schedule(rng: np.random.Generator, samples: int) -> list[np.ndarray]:
 
 
 def _draw(seed: int, part: int, index: int, network: Network, samples: int,
-          learning_rate: float = 0.1) -> Case:
-    """Return a case of ``network`` the tolerance model covers in float64, drawn from (seed, part, index)."""
+          learning_rate: float = 0.1, change: Callable[[Case], Case] | None = None) -> Case:
+    """Return a case of ``network`` the tolerance model covers in float64, drawn from (seed, part, index),
+    after ``change`` (an edge case's construction) where given."""
     for attempt in range(ATTEMPTS):
         rng = _rng(seed, part, index * ATTEMPTS + attempt)
         x = rng.uniform(-2.0, 2.0, (samples, network.sizes[0]))
         case = Case(network, _params(rng, network), x, _targets(rng, network, samples), learning_rate,
                     _schedule(rng, samples))
+        if change is not None:
+            case = change(case)
         try:
             expect_train(case, "float64")
         except OutsideModel:
@@ -128,7 +131,7 @@ def edges(seed: int) -> Iterator[VectorCase]:
     for index, activation in enumerate(("relu", "leaky_relu", "leaky_relu(negative_slope=0.2)", "elu(alpha=0.5)")):
         network = Network((3, 4, 1), (activation, "identity"), "mse")
         # Rows of W1 and b1 zero: z1 is exactly 0 there in any dtype, and the kink's convention decides.
-        case = _with_rows_zeroed(_draw(seed, 2, index, network, 4), 0, [0, 2])
+        case = _draw(seed, 2, index, network, 4, change=lambda case: _with_rows_zeroed(case, 0, [0, 2]))
         yield VectorCase(f"dead units: two {activation} units with z = 0 exactly", ("dead-units",), case)
     network = Network((2, 3, 1), ("tanh", "sigmoid"), "bce")
 
@@ -137,9 +140,12 @@ def edges(seed: int) -> Iterator[VectorCase]:
         weight[:] = 0.0
         bias[:] = 45.0
 
-    case = _with_params(_draw(seed, 2, 10, network, 3), saturate)
-    yield VectorCase("saturated bce: sigmoid(45) is 1 in any dtype", ("saturated",), Case(
-        case.network, case.params, case.x, np.ones_like(case.y), case.learning_rate, case.batches))
+    def saturated(case: Case) -> Case:
+        case = _with_params(case, saturate)
+        return Case(case.network, case.params, case.x, np.ones_like(case.y), case.learning_rate, case.batches)
+
+    yield VectorCase("saturated bce: sigmoid(45) is 1 in any dtype", ("saturated",),
+                     _draw(seed, 2, 10, network, 3, change=saturated))
     network = Network((2, 2, 1), ("softplus", "identity"), "mse")
 
     def past_threshold(params: Params) -> None:  # z1 = 25 + a little: torch's Softplus returns z there
@@ -148,7 +154,8 @@ def edges(seed: int) -> Iterator[VectorCase]:
         bias[:] = 25.0
 
     yield VectorCase("softplus at z about 25, past torch's threshold 20", ("softplus-threshold",),
-                     _with_params(_draw(seed, 2, 11, network, 2), past_threshold))
+                     _draw(seed, 2, 11, network, 2, learning_rate=0.01,
+                           change=lambda case: _with_params(case, past_threshold)))
     shapes = [
         ("width 1", ("width-1",), Network((1, 1, 1), ("tanh", "identity"), "mse"), 3),
         ("a 1-unit hidden layer", ("width-1",), Network((3, 1, 2), ("sigmoid", "identity"), "mse"), 3),
