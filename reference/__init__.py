@@ -7,6 +7,8 @@ kinks, schedules) are written down in ``reference.conventions``.
 from backprop_conformance.reference.backprop import forward, loss, loss_and_gradients
 from backprop_conformance.reference.explain import ChainTerm, Explanation, explain
 from backprop_conformance.reference.network import Network, Params, init_params
+from backprop_conformance.reference.optimizer_rules import OptimizerState
+from backprop_conformance.reference.optimizers import Optimizer
 from backprop_conformance.reference.oracles import (
     chain_rule_gradients,
     complex_step_gradients,
@@ -14,12 +16,21 @@ from backprop_conformance.reference.oracles import (
     relative_error,
     worst_relative_error,
 )
-from backprop_conformance.reference.training import Trajectory, batch_schedule, iterations_per_epoch, sgd_step, train
+from backprop_conformance.reference.training import (
+    Trajectory,
+    batch_schedule,
+    iterations_per_epoch,
+    optimizer_step,
+    sgd_step,
+    train,
+)
 
 __all__ = [
     "ChainTerm",
     "Explanation",
     "Network",
+    "Optimizer",
+    "OptimizerState",
     "Params",
     "Trajectory",
     "batch_schedule",
@@ -32,6 +43,7 @@ __all__ = [
     "iterations_per_epoch",
     "loss",
     "loss_and_gradients",
+    "optimizer_step",
     "relative_error",
     "sgd_step",
     "train",

@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from backprop_conformance.reference.backprop import Workspace, _backprop
+from backprop_conformance.reference.backprop import Workspace, _backprop, _loss_and_gradients
 from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.optimizer_rules import OptimizerState, init_state, optimizer_update
+from backprop_conformance.reference.optimizers import Optimizer, check_optimizer
 from backprop_conformance.reference.overflow import UpdateOverflow, raising
 from backprop_conformance.reference.validation import (
     check_batches,
@@ -30,10 +32,12 @@ from backprop_conformance.reference.validation import (
 @dataclass(frozen=True)
 class Trajectory:
     """What training produced: the loss of each iteration, taken before its
-    update, and the final params."""
+    update, the final params, and the optimizer's final state (plain gradient
+    descent: its step count and no slots)."""
 
     losses: np.ndarray
     params: Params
+    state: OptimizerState | None = None
 
 
 def _descended(theta: np.ndarray, gradient: np.ndarray, learning_rate: float) -> np.ndarray:
@@ -151,13 +155,25 @@ def batch_schedule(
 
 
 def train(
-    network: Network, params: Any, x: Any, y: Any, batches: Any, learning_rate: float
+    network: Network, params: Any, x: Any, y: Any, batches: Any, optimizer: float | Optimizer | None = None,
+    *, learning_rate: float | None = None, state: OptimizerState | None = None,
 ) -> Trajectory:
-    """Return the Trajectory of gradient descent over ``batches`` of (x, y)."""
+    """Return the Trajectory of training over ``batches`` of (x, y).
+
+    ``optimizer`` is a ``reference.Optimizer``, or a float: plain gradient
+    descent at that learning rate (also ``learning_rate=``). ``state``
+    continues from an earlier run's ``Trajectory.state``.
+    """
+    if (optimizer is None) == (learning_rate is None):
+        raise TypeError("train needs exactly one of optimizer and learning_rate")
     params = check_params(network, params)  # fresh copies: updated in place below
     x, y = check_data(network, x, y)
-    learning_rate = check_learning_rate(learning_rate)
     batches = check_batches(batches, x.shape[0])
+    if isinstance(optimizer, Optimizer) and not (optimizer.name == "sgd" and optimizer.momentum == 0
+                                                 and optimizer.weight_decay == 0):
+        return _train_with(network, params, x, y, batches, optimizer, state)
+    rate = check_learning_rate(optimizer.lr if isinstance(optimizer, Optimizer) else
+                               learning_rate if optimizer is None else optimizer)
     losses = np.empty(len(batches))
     # The last step's arrays per batch size, overwritten by the next step of that size (speed).
     workspaces: dict[int, Workspace] = {}
@@ -165,8 +181,39 @@ def train(
         size = len(batch)
         x_batch, y_batch = x[batch], y[batch]
         step = f"step {iteration + 1} of {len(batches)} ({size} samples): "
-        with raising("train", network, params, x_batch, y_batch, step=step, learning_rate=learning_rate):
+        with raising("train", network, params, x_batch, y_batch, step=step, learning_rate=rate):
             losses[iteration], workspaces[size] = _train_step(
-                network, params, x_batch, y_batch, learning_rate, workspaces.get(size)
+                network, params, x_batch, y_batch, rate, workspaces.get(size)
             )
-    return Trajectory(losses=losses, params=params)
+    count = (0 if state is None else state.count) + len(batches)
+    return Trajectory(losses=losses, params=params, state=OptimizerState(count))
+
+
+def _checked_state(optimizer: Optimizer, state: OptimizerState | None, params: Params) -> OptimizerState:
+    if state is None:
+        return init_state(optimizer, params)
+    if not isinstance(state, OptimizerState) or set(state.slots) != set(init_state(optimizer, params).slots):
+        raise TypeError(f"state={state!r:.80} is not a state of {optimizer.name}")
+    return state
+
+
+def optimizer_step(network: Network, params: Any, x: Any, y: Any, optimizer: Optimizer,
+                   state: OptimizerState | None = None) -> tuple[Params, OptimizerState]:
+    """Return the params after one step of ``optimizer`` on the batch (x, y), and the new state."""
+    params = check_params(network, params)
+    x, y = check_data(network, x, y)
+    trajectory = _train_with(network, params, x, y, [np.arange(len(x))], check_optimizer(optimizer), state)
+    return trajectory.params, trajectory.state  # type: ignore[return-value]
+
+
+def _train_with(network: Network, params: Params, x: np.ndarray, y: np.ndarray, batches: list[np.ndarray],
+                optimizer: Optimizer, state: OptimizerState | None) -> Trajectory:
+    state = _checked_state(optimizer, state, params)
+    losses = np.empty(len(batches))
+    for iteration, batch in enumerate(batches):
+        x_batch, y_batch = x[batch], y[batch]
+        step = f"step {state.count + 1} ({len(batch)} samples) of {optimizer.describe()}: "
+        with raising("train", network, params, x_batch, y_batch, step=step, learning_rate=optimizer.lr):
+            losses[iteration], grads = _loss_and_gradients(network, params, x_batch, y_batch)
+            params, state = optimizer_update(optimizer, state, params, grads)
+    return Trajectory(losses=losses, params=params, state=state)

@@ -1,0 +1,150 @@
+"""The update rules of ``reference.optimizers``, in float64, one equation per line.
+
+Every rule is elementwise: for each parameter array theta with gradient g
+(after coupled weight decay, g <- g + weight_decay * theta, where the rule
+has it), and state named in optax's style: ``count`` (steps taken), ``mu``
+(first moment, or the momentum ``trace``), ``nu`` (second moment),
+``nu_max`` (AMSGrad), ``sum_of_squares`` (Adagrad). t is the step number,
+counted from 1. The two conventions, side by side:
+
+sgd       torch: b_1 = g; b_t = momentum b_{t-1} + (1 - dampening) g            (no dampening at t = 1)
+          optax: b_t = momentum b_{t-1} + g, b_0 = 0                            (the same when dampening = 0)
+          d = g + momentum b_t (nesterov) or b_t;    theta <- theta - lr d
+adam      m_t = beta1 m + (1 - beta1) g;  v_t = beta2 v + (1 - beta2) g^2
+          torch: theta <- theta - lr/(1 - beta1^t) m_t / (sqrt(v_t)/sqrt(1 - beta2^t) + eps)
+          optax: theta <- theta - lr m_t/(1 - beta1^t) / (sqrt(v_t/(1 - beta2^t) + eps_root) + eps)
+  amsgrad torch: the maximum of the raw v_t, divided by sqrt(1 - beta2^t) of this step
+          optax: the maximum of the bias-corrected v_t/(1 - beta2^t)
+adamw     torch: theta <- theta (1 - lr weight_decay), then adam's step without decay
+          optax: theta <- theta - lr (adam's direction + weight_decay theta)
+rmsprop   v_t = alpha v + (1 - alpha) g^2;  centered: c_t = alpha c + (1 - alpha) g, v_t - c_t^2 below
+          torch: s = sqrt(v_t) + eps;  optax: s = sqrt(v_t + eps)
+          momentum: b_t = momentum b + g / s, theta <- theta - lr b_t;  else theta <- theta - lr g / s
+adagrad   S_t = S_{t-1} + g^2, S_0 = initial_accumulator_value
+          torch: theta <- theta - lr/(1 + (t - 1) lr_decay) g / (sqrt(S_t) + eps)
+          optax: theta <- theta - lr g / sqrt(S_t + eps), and 0 where S_t = 0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from backprop_conformance.reference.conventions import parameter_name
+from backprop_conformance.reference.network import Params
+from backprop_conformance.reference.optimizers import Optimizer
+from backprop_conformance.reference.overflow import UpdateOverflow
+
+#: Each rule's state arrays, beside ``count``.
+SLOTS = {"sgd": ("trace",), "adam": ("mu", "nu", "nu_max"), "adamw": ("mu", "nu", "nu_max"),
+         "rmsprop": ("nu", "mu", "trace"), "adagrad": ("sum_of_squares",)}
+
+
+@dataclass(frozen=True)
+class OptimizerState:
+    """``count`` steps taken, and each slot's arrays in the params' structure ([(W, b), ...])."""
+
+    count: int = 0
+    slots: Mapping[str, Params] = field(default_factory=dict)
+
+    def __getitem__(self, slot: str) -> Params:
+        return self.slots[slot]
+
+
+def _filled(params: Params, value: float) -> Params:
+    return [(np.full_like(w, value), None if b is None else np.full_like(b, value)) for w, b in params]
+
+
+def init_state(optimizer: Optimizer, params: Params) -> OptimizerState:
+    """Return the state before the first step: zeros (Adagrad: ``initial_accumulator_value``)."""
+    start = {"sum_of_squares": optimizer.initial_accumulator_value or 0.0}
+    return OptimizerState(0, {slot: _filled(params, start.get(slot, 0.0)) for slot in SLOTS[optimizer.name]})
+
+
+def _sgd(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict) -> np.ndarray:
+    if o.momentum:
+        if o.convention == "torch" and t == 1:
+            s["trace"] = g.copy()
+        else:
+            s["trace"] = o.momentum * s["trace"] + (1.0 - o.dampening) * g
+        g = g + o.momentum * s["trace"] if o.nesterov else s["trace"]
+    return theta - o.lr * g
+
+
+def _adam(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict) -> np.ndarray:
+    beta1, beta2 = o.betas
+    decoupled = o.name == "adamw"
+    if decoupled and o.convention == "torch":
+        theta = theta * (1.0 - o.lr * o.weight_decay)
+    s["mu"] = beta1 * s["mu"] + (1.0 - beta1) * g
+    s["nu"] = beta2 * s["nu"] + (1.0 - beta2) * g * g
+    correction1, correction2 = 1.0 - beta1**t, 1.0 - beta2**t
+    if o.convention == "torch":
+        if o.amsgrad:
+            s["nu_max"] = np.maximum(s["nu_max"], s["nu"])
+        second = s["nu_max"] if o.amsgrad else s["nu"]
+        return theta - (o.lr / correction1) * s["mu"] / (np.sqrt(second) / np.sqrt(correction2) + o.eps)
+    nu_hat = s["nu"] / correction2
+    if o.amsgrad:
+        s["nu_max"] = nu_hat = np.maximum(s["nu_max"], nu_hat)
+    direction = (s["mu"] / correction1) / (np.sqrt(nu_hat + o.eps_root) + o.eps)
+    if decoupled:
+        direction = direction + o.weight_decay * theta
+    return theta - o.lr * direction
+
+
+def _rmsprop(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict) -> np.ndarray:
+    s["nu"] = o.alpha * s["nu"] + (1.0 - o.alpha) * g * g
+    variance = s["nu"]
+    if o.centered:
+        s["mu"] = o.alpha * s["mu"] + (1.0 - o.alpha) * g
+        variance = variance - s["mu"] * s["mu"]
+    scale = np.sqrt(variance) + o.eps if o.convention == "torch" else np.sqrt(variance + o.eps)
+    if o.momentum:
+        s["trace"] = o.momentum * s["trace"] + g / scale
+        return theta - o.lr * s["trace"]
+    return theta - o.lr * (g / scale)
+
+
+def _adagrad(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict) -> np.ndarray:
+    s["sum_of_squares"] = s["sum_of_squares"] + g * g
+    total = s["sum_of_squares"]
+    if o.convention == "torch":
+        return theta - (o.lr / (1.0 + (t - 1) * o.lr_decay)) * g / (np.sqrt(total) + o.eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(total > 0, g / np.sqrt(total + o.eps), 0.0)
+    return theta - o.lr * step
+
+
+RULES = {"sgd": _sgd, "adam": _adam, "adamw": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad}
+
+
+def _coupled_decay(optimizer: Optimizer) -> float:
+    """The weight decay added to the gradient (all but AdamW's, which is decoupled)."""
+    return 0.0 if optimizer.name == "adamw" else optimizer.weight_decay or 0.0
+
+
+def optimizer_update(optimizer: Optimizer, state: OptimizerState, params: Params,
+                     grads: Params) -> tuple[Params, OptimizerState]:
+    """Return the params after one step of ``optimizer`` and the new state; the inputs are left untouched."""
+    t, rule, decay = state.count + 1, RULES[optimizer.name], _coupled_decay(optimizer)
+    slots = {slot: [list(pair) for pair in arrays] for slot, arrays in state.slots.items()}
+    updated = []
+    for layer, ((weight, bias), (d_weight, d_bias)) in enumerate(zip(params, grads)):
+        pair = []
+        for kind, theta, gradient in ((0, weight, d_weight), (1, bias, d_bias)):
+            if theta is None:
+                pair.append(None)
+                continue
+            g = gradient + decay * theta if decay else gradient
+            own = {slot: slots[slot][layer][kind] for slot in slots}
+            try:
+                pair.append(rule(optimizer, t, theta, g, own))
+            except FloatingPointError:  # under overflow.raising: name the array
+                raise UpdateOverflow(parameter_name(layer + 1, "Wb"[kind])) from None
+            for slot in slots:
+                slots[slot][layer][kind] = own[slot]
+        updated.append((pair[0], pair[1]))
+    return updated, OptimizerState(t, {slot: [(w, b) for w, b in arrays] for slot, arrays in slots.items()})

@@ -1,0 +1,175 @@
+"""Optimizers as immutable, validated specs: which update rule, in whose convention, with what settings.
+
+``Optimizer("adam", lr=1e-3)`` is torch.optim.Adam's rule at torch's
+defaults; ``Optimizer("adam", convention="optax", lr=1e-3)`` is
+``optax.adam``'s. Hyperparameters keep torch's names (``lr``, ``momentum``,
+``dampening``, ``nesterov``, ``weight_decay``, ``betas``, ``eps``,
+``amsgrad``, ``alpha``, ``centered``, ``lr_decay``,
+``initial_accumulator_value``) plus optax's ``eps_root``, so that an adapter
+can read them off the spec; one the rule does not have stays None. Every
+default is the convention's own (``DEFAULTS``), and a setting a convention
+cannot express is refused by name, never silently dropped. The update rules
+themselves are in ``reference.optimizer_rules``.
+
+Where the two conventions differ at the same nominal settings
+(``reference.conventions`` has the list with the numbers):
+
+- rmsprop: eps outside the root (torch) or inside it (optax); alpha 0.99 or 0.9;
+- adagrad: the accumulator starts at 0 or 0.1; eps 1e-10 outside or 1e-7 inside the root;
+- sgd: torch's first momentum step ignores dampening; optax has no dampening;
+- adam with amsgrad: the maximum of the raw v (torch) or of the bias-corrected v (optax);
+- adamw: weight decay 1e-2 (torch) or 1e-4 (optax); optax's eps_root has no torch counterpart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+OPTIMIZER_CONVENTIONS = ("torch", "optax")
+
+#: Each rule's hyperparameters and their defaults, per convention. ``None`` for lr: optax has no default.
+_ADAM = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False, "eps_root": 0.0}
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "torch": {
+        "sgd": {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
+        "adam": {"lr": 1e-3, **_ADAM},
+        "adamw": {"lr": 1e-3, **_ADAM, "weight_decay": 1e-2},
+        "rmsprop": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
+        "adagrad": {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0,
+                    "eps": 1e-10},
+    },
+    "optax": {
+        "sgd": {"lr": None, "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
+        "adam": {"lr": None, **_ADAM},
+        "adamw": {"lr": None, **_ADAM, "weight_decay": 1e-4},
+        "rmsprop": {"lr": None, "alpha": 0.9, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
+        "adagrad": {"lr": None, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.1,
+                    "eps": 1e-7},
+    },
+}
+#: Settings a convention has no way to express: (convention, rule, hyperparameter) -> why.
+INEXPRESSIBLE = {
+    ("optax", "sgd", "dampening"): "optax.sgd has no dampening (its trace adds the whole gradient)",
+    ("optax", "adagrad", "lr_decay"): "optax.adagrad has no lr_decay (use a schedule outside this spec)",
+    ("optax", "adamw", "amsgrad"): "optax.adamw has no amsgrad",
+    ("torch", "adam", "eps_root"): "torch.optim.Adam has no eps inside the root (optax's eps_root)",
+    ("torch", "adamw", "eps_root"): "torch.optim.AdamW has no eps inside the root (optax's eps_root)",
+}
+_FLAGS = ("nesterov", "amsgrad", "centered")
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{field}={value!r} must be a real number")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{field}={value!r} must be finite")
+    return value
+
+
+def _in(value: float, field: str, low: float, high: float | None = None, open_high: bool = True) -> None:
+    above = high is None or (value < high if open_high else value <= high)
+    if not (value >= low and above):
+        bound = "" if high is None else (f", < {high}" if open_high else f", <= {high}")
+        raise ValueError(f"{field}={value!r} must be >= {low}{bound}")
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """An update rule (``name``) in a ``convention``, with its hyperparameters under torch's names."""
+
+    name: str
+    convention: str = "torch"
+    lr: float | None = None
+    momentum: float | None = None
+    dampening: float | None = None
+    nesterov: bool | None = None
+    weight_decay: float | None = None
+    betas: tuple[float, float] | None = None
+    eps: float | None = None
+    amsgrad: bool | None = None
+    alpha: float | None = None
+    centered: bool | None = None
+    lr_decay: float | None = None
+    initial_accumulator_value: float | None = None
+    eps_root: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"name={self.name!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.convention not in OPTIMIZER_CONVENTIONS:
+            raise ValueError(f"convention={self.convention!r} is not one of {', '.join(OPTIMIZER_CONVENTIONS)}")
+        defaults = DEFAULTS[self.convention][self.name]
+        for key in HYPERPARAMETERS:
+            given = getattr(self, key)
+            if key not in defaults:
+                if given is not None:
+                    raise ValueError(f"{self.name} has no hyperparameter {key}={given!r} "
+                                     f"(it takes {', '.join(defaults)})")
+                continue
+            reason = INEXPRESSIBLE.get((self.convention, self.name, key))
+            if reason is not None and given is not None and given != defaults[key]:
+                raise ValueError(f"{key}={given!r} cannot be expressed in the {self.convention} convention: {reason}")
+            object.__setattr__(self, key, self._checked(key, defaults[key] if given is None else given))
+        if self.nesterov and not (self.momentum > 0 and self.dampening == 0):  # type: ignore[operator]
+            raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={self.momentum!r}, "
+                             f"dampening={self.dampening!r}")
+
+    def _checked(self, key: str, value: Any) -> Any:
+        if key == "lr" and value is None:
+            raise ValueError(f"{self.name} in the optax convention needs lr: optax has no default learning rate")
+        if key in _FLAGS:
+            if not isinstance(value, bool):
+                raise TypeError(f"{key}={value!r} must be True or False")
+            return value
+        if key == "betas":
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+                raise ValueError(f"betas={value!r} must be a pair (beta1, beta2)")
+            pair = tuple(_number(beta, f"betas[{i}]") for i, beta in enumerate(value))
+            for i, beta in enumerate(pair):
+                _in(beta, f"betas[{i}]", 0.0, 1.0)
+            return pair
+        value = _number(value, key)
+        if key == "lr" and not value > 0:
+            raise ValueError(f"lr={value!r} must be > 0")
+        if key in ("alpha",):
+            _in(value, key, 0.0, 1.0)
+        elif key == "dampening":
+            _in(value, key, 0.0, 1.0, open_high=False)
+        else:
+            _in(value, key, 0.0)
+        return value
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The rule's hyperparameters (defaults filled in), in the order of ``DEFAULTS``."""
+        return {key: getattr(self, key) for key in DEFAULTS[self.convention][self.name]}
+
+    def describe(self) -> str:
+        """``adam(torch: lr=0.001, betas=(0.9, 0.999), ...)``."""
+        settings = ", ".join(f"{key}={value!r}" for key, value in self.hyperparameters.items())
+        return f"{self.name}({self.convention}: {settings})"
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as JSON data: ``{"name", "convention", and every hyperparameter}`` (betas a list)."""
+        settings = {key: list(value) if key == "betas" else value for key, value in self.hyperparameters.items()}
+        return {"name": self.name, "convention": self.convention, **settings}
+
+    def __repr__(self) -> str:
+        settings = "".join(f", {key}={value!r}" for key, value in self.hyperparameters.items())
+        return f"Optimizer({self.name!r}, convention={self.convention!r}{settings})"
+
+
+HYPERPARAMETERS = tuple(field.name for field in fields(Optimizer) if field.name not in ("name", "convention"))
+
+
+def check_optimizer(value: Any) -> Optimizer:
+    """Return ``value`` as an Optimizer: a float is plain gradient descent at that learning rate."""
+    if isinstance(value, Optimizer):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"optimizer={value!r} must be an Optimizer or a learning rate")
+    return Optimizer("sgd", lr=value)
