@@ -69,8 +69,10 @@ from backprop_conformance.adapters.jax_padded import (
     _Padding,
     _unpadded,
 )
+from backprop_conformance.adapters.optax_optimizers import optax_update_function
 from backprop_conformance.adapters.protocol import DTYPES, Trajectory
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.optimizers import Optimizer
 from backprop_conformance.reference.validation import (
     check_batches,
     check_data,
@@ -100,6 +102,8 @@ class JaxAdapter:
     name = "jax"
     #: jax.nn.leaky_relu's gradient at exactly 0 is 1 (torch's and ours: the slope): a known divergence.
     conventions = ("leaky_relu'(0) = 1",)
+    #: train(..., optimizer=) runs optax: the optax convention (``reference.optimizers``).
+    optimizer_conventions = ("optax",)
 
     def __init__(
         self, dtype: str = "float64", jit: bool = True, matmul_precision: str = "highest", pad: bool = True
@@ -236,8 +240,10 @@ class JaxAdapter:
         y: np.ndarray,
         batches: list[np.ndarray],
         learning_rate: float,
+        optimizer: Optimizer | None = None,
     ) -> Trajectory:
-        """Return the Trajectory of ``optax.sgd`` over ``batches``: each loss taken before its update.
+        """Return the Trajectory of ``optax.sgd`` (or ``optimizer``'s optax transform, optax convention;
+        ``adapters.optax_optimizers``) over ``batches``: each loss taken before its update.
 
         The batches are followed exactly as given. Unpadded, a partial last
         batch has its own shape, hence its own compilation, once; padded,
@@ -248,15 +254,22 @@ class JaxAdapter:
         x, y = self._jax_data(network, *check_data(network, x, y))
         batches = check_batches(batches, x.shape[0])
         rate = np.asarray(check_learning_rate(learning_rate), dtype=self.dtype)
-        sgd_update = _sgd_update_function(self.dtype, self.matmul_precision, self.jit)
         with self._scope():
             import optax
 
-            state = optax.sgd(rate).init(layers)
+            if optimizer is None:
+                sgd_update = _sgd_update_function(self.dtype, self.matmul_precision, self.jit)
+                state = optax.sgd(rate).init(layers)
+
+                def update(grads: Any, state: Any, layers: Any) -> Any:
+                    return sgd_update(grads, state, layers, rate)
+            else:
+                transform, update = optax_update_function(optimizer, self.jit)
+                state = transform.init(layers)
             losses = []
             for batch in batches:
                 function, arguments = self._loss_and_gradients_call(network, layers, x[batch], y[batch])
                 value, grads = function(*arguments)
-                layers, state = sgd_update(grads, state, layers, rate)
+                layers, state = update(grads, state, layers)
                 losses.append(value)
             return Trajectory(losses=np.array(losses, dtype=np.float64), params=self._our_params(network, layers))

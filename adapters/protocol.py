@@ -29,15 +29,15 @@ hands over float64 arrays; the implementation casts to its own dtype inside.
 implementation gets copies it may not write into, a per-call timeout, and
 its results are checked before anything is compared.
 
-Growth: a new capability (momentum, Adam, ...) arrives as a new *optional*
-method taking an optimizer spec, e.g. ``optimizer_step(network, params, x, y,
-optimizer, state)``. ``Adapter.supports`` reports what an implementation
-offers, and the suite skips, with a reason, what it does not, so an adapter
-written against today's protocol stays valid.
+Optimizers: ``train`` may take an optional ``optimizer`` (a
+``reference.Optimizer``; ``learning_rate`` is then its ``lr``); one whose
+train does not is SGD-only, and ``optimizer_conventions`` says which
+conventions one that does implements (``adapters.optimizer_support``).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,7 +59,9 @@ from backprop_conformance.adapters.boundary import (
     real_number,
     trajectory_losses,
 )
+from backprop_conformance.adapters.optimizer_support import optimizer_refusal
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.optimizers import Optimizer
 
 __all__ = [
     "DTYPES",
@@ -180,13 +182,15 @@ class Adapter:
             raise AdapterResultError(f"{self.label}: unsupported() returned {reason!r:.60}; return a reason or None")
         return reason or None
 
-    def _call(self, method: str, *arguments: Any) -> Any:
-        """Return the implementation's ``method`` called on copies of ``arguments``, through the boundary."""
+    def _call(self, method: str, *arguments: Any, **keywords: Any) -> Any:
+        """Return the implementation's ``method`` called on copies of ``arguments`` (and on ``keywords``,
+        immutable specs), through the boundary."""
         if self._timed_out is not None:
             raise AdapterTimeout(self._timed_out)
         passed = copies(arguments)
+        function = getattr(self.implementation, method)
         try:
-            result = call_with_timeout(getattr(self.implementation, method), passed, self.timeout)
+            result = call_with_timeout(functools.partial(function, **keywords), passed, self.timeout)
         except (AdapterUnavailable, Unsupported):
             raise
         except CallTimedOut:
@@ -268,11 +272,18 @@ class Adapter:
         y: np.ndarray,
         batches: list[np.ndarray],
         learning_rate: float,
+        optimizer: Optimizer | None = None,
     ) -> Trajectory:
-        """Return the training trajectory, the implementation's or derived from sgd_step."""
+        """Return the training trajectory, the implementation's or derived from sgd_step; with an
+        ``optimizer``, the implementation's, or Unsupported saying why it cannot."""
         self._refuse_unsupported(network, "train")
+        if optimizer is not None:
+            reason = self._checked("train", optimizer_refusal, self.implementation, optimizer)
+            if reason is not None:
+                raise Unsupported(reason)
         if self.supports("train"):
-            result = self._call("train", network, params, x, y, batches, learning_rate)
+            more = {} if optimizer is None else {"optimizer": optimizer}
+            result = self._call("train", network, params, x, y, batches, learning_rate, **more)
             losses = self._checked("train", trajectory_losses, result, len(batches))
             return Trajectory(losses, self._checked("train", pairs, result.params, "the params", network.depth))
         losses = np.empty(len(batches))

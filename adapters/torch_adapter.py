@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backprop_conformance.adapters.protocol import DTYPES, AdapterUnavailable, Trajectory
+from backprop_conformance.adapters.torch_optimizers import torch_optimizer
 from backprop_conformance.reference.conventions import PARAMETERS
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.optimizers import Optimizer
 from backprop_conformance.reference.specs import parse
 from backprop_conformance.reference.validation import (
     check_batches,
@@ -130,6 +132,8 @@ class TorchAdapter:
     name = "torch"
     #: BCELoss's clamp at -100 and gradient floor (adapters.divergences): a known divergence, not a failure.
     conventions = ("torch BCELoss clamp", "softplus threshold 20")
+    #: train(..., optimizer=) runs torch.optim: the torch convention (``reference.optimizers``).
+    optimizer_conventions = ("torch",)
 
     def __init__(self, dtype: str = "float64", device: str = "cpu", matmul_precision: str = "highest") -> None:
         if dtype not in DTYPES:
@@ -189,8 +193,10 @@ class TorchAdapter:
         y: np.ndarray,
         batches: list[np.ndarray],
         learning_rate: float,
+        optimizer: Optimizer | None = None,
     ) -> Trajectory:
-        """Return the Trajectory of ``torch.optim.SGD`` over ``batches``: losses before each step."""
+        """Return the Trajectory of ``torch.optim.SGD`` (or ``optimizer``'s torch.optim class, torch
+        convention; ``adapters.torch_optimizers``) over ``batches``: losses before each step."""
         params = check_params(network, params)
         x, y = check_data(network, x, y)
         learning_rate = check_learning_rate(learning_rate)
@@ -199,7 +205,8 @@ class TorchAdapter:
         with self._float32_matmul_precision(), self._recording_gradients():
             model = self._model(network, params)
             loss_module = self._loss_module(network)
-            optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.0)
+            optimizer = (torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.0) if optimizer is None
+                         else torch_optimizer(torch, optimizer, model.parameters()))
             inputs, targets = self._tensor(x), self._targets(network, y)
             losses = []
             for batch in batches:

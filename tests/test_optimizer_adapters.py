@@ -1,0 +1,120 @@
+"""torch.optim and optax behind the adapters, each in its own convention, against the reference's optimizers;
+and the capability: an adapter whose train takes no optimizer is SGD-only, never failed for it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backprop_conformance.adapters.protocol import Adapter, Unsupported
+from backprop_conformance.reference import Network, Optimizer, batch_schedule, init_params, train
+from tests.broken_adapters import CorrectNumpy
+
+NETWORK = Network((3, 5, 4, 2), ("tanh", "sigmoid", "identity"), "mse")
+#: Default and non-default hyperparameters of every rule; a setting a convention cannot express is left out there.
+SETTINGS = [
+    ("sgd", {}), ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("sgd", {"momentum": 0.8, "dampening": 0.3}),
+    ("adam", {}), ("adam", {"amsgrad": True, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
+    ("adam", {"eps_root": 1e-10}),
+    ("adamw", {}), ("adamw", {"weight_decay": 0.3, "amsgrad": True}), ("adamw", {"weight_decay": 0.3}),
+    ("rmsprop", {}), ("rmsprop", {"alpha": 0.8, "momentum": 0.5, "centered": True, "weight_decay": 0.1, "eps": 1e-4}),
+    ("adagrad", {}), ("adagrad", {"initial_accumulator_value": 0.3, "weight_decay": 0.1, "eps": 1e-4}),
+    ("adagrad", {"lr_decay": 0.1}),
+]
+CONVENTIONS = {"torch": ("torch", "float64"), "optax": ("jax", "float64")}
+
+
+def _adapter(framework: str) -> Adapter:
+    if framework == "torch":
+        pytest.importorskip("torch")
+        from backprop_conformance.adapters.torch_adapter import TorchAdapter
+
+        return Adapter(TorchAdapter("float64"))
+    pytest.importorskip("optax")
+    from backprop_conformance.adapters.jax_adapter import JaxAdapter
+
+    return Adapter(JaxAdapter("float64"))
+
+
+def _problem():
+    rng = np.random.default_rng(2)
+    # 7 samples in batches of 3, shuffled, 3 epochs: 9 steps with a partial last batch per epoch.
+    return init_params(NETWORK, seed=1), rng.normal(size=(7, 3)), rng.normal(size=(7, 2)), \
+        batch_schedule(7, 3, epochs=3, seed=1)
+
+
+def _worst_relative(actual, expected) -> float:
+    return max(float(np.max(np.abs(a - e) / np.abs(e))) for pa, pe in zip(actual, expected)
+               for a, e in zip(pa, pe) if e is not None)
+
+
+@pytest.mark.parametrize("convention", sorted(CONVENTIONS))
+@pytest.mark.parametrize(("name", "settings"), SETTINGS, ids=lambda v: v if isinstance(v, str) else
+                         ",".join(f"{k}={w}" for k, w in v.items()) or "defaults")
+def test_the_framework_matches_the_reference_in_its_own_convention_to_1e_12(convention, name, settings):
+    try:
+        optimizer = Optimizer(name, convention, lr=0.05, **settings)
+    except ValueError as error:
+        assert "cannot be expressed" in str(error)
+        return
+    adapter = _adapter(CONVENTIONS[convention][0])
+    params, x, y, batches = _problem()
+    expected = train(NETWORK, params, x, y, batches, optimizer)
+    actual = adapter.train(NETWORK, params, x, y, batches, optimizer.lr, optimizer)
+    assert len(batches) >= 9
+    assert _worst_relative(actual.params, expected.params) <= 1e-12
+    np.testing.assert_allclose(actual.losses, expected.losses, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(("framework", "other"), [("torch", "optax"), ("jax", "torch")])
+def test_a_framework_is_not_applicable_in_the_other_convention(framework, other):
+    adapter = _adapter(framework)
+    params, x, y, batches = _problem()
+    with pytest.raises(Unsupported, match=f"not {other}"):
+        adapter.train(NETWORK, params, x, y, batches, 0.1, Optimizer("adam", other, lr=0.1))
+
+
+class TrainWithoutOptimizer(CorrectNumpy):
+    name = "sgd only"
+
+    def train(self, network, params, x, y, batches, learning_rate):
+        raise AssertionError("never called with an optimizer")
+
+
+class TrainWithKeywords(CorrectNumpy):
+    name = "keywords"
+    def __init__(self):
+        self.seen = []
+
+    def train(self, network, params, x, y, batches, learning_rate, **options):
+        self.seen.append(options["optimizer"])
+        return train(network, params, x, y, batches, options["optimizer"])
+
+
+def test_an_adapter_whose_train_takes_no_optimizer_is_sgd_only():
+    params, x, y, batches = _problem()
+    optimizer = Optimizer("rmsprop", lr=0.01)
+    for implementation in (TrainWithoutOptimizer(), CorrectNumpy()):
+        with pytest.raises(Unsupported, match="plain gradient descent only"):
+            Adapter(implementation).train(NETWORK, params, x, y, batches, 0.01, optimizer)
+    derived = Adapter(CorrectNumpy()).train(NETWORK, params, x, y, batches, 0.01)  # plain SGD still derived
+    np.testing.assert_allclose(derived.losses, train(NETWORK, params, x, y, batches, 0.01).losses, rtol=1e-13)
+
+
+def test_the_optimizer_is_handed_over_as_a_keyword_and_the_result_checked():
+    params, x, y, batches = _problem()
+    optimizer = Optimizer("adagrad", "optax", lr=0.1)
+    implementation = TrainWithKeywords()
+    result = Adapter(implementation).train(NETWORK, params, x, y, batches, optimizer.lr, optimizer)
+    assert implementation.seen == [optimizer]
+    assert _worst_relative(result.params, train(NETWORK, params, x, y, batches, optimizer).params) <= 1e-15
+
+
+def test_bad_optimizer_conventions_are_named():
+    class Odd(TrainWithKeywords):
+        optimizer_conventions = ("keras",)
+
+    params, x, y, batches = _problem()
+    with pytest.raises(Exception, match=r"optimizer_conventions=.*keras"):
+        Adapter(Odd()).train(NETWORK, params, x, y, batches, 0.1, Optimizer("adam", lr=0.1))
