@@ -13,6 +13,7 @@ import numpy as np
 
 from backprop_conformance.reference.conventions import ACTIVATIONS, LOSSES
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.optimizers import Optimizer
 
 #: Weights are drawn in [-1, 1] and scaled per layer; 4 saturates sigmoid and tanh.
 LAYER_SCALES = (0.25, 1.0, 4.0)
@@ -40,10 +41,13 @@ class Case:
     batches: list[np.ndarray] = field(default_factory=list)
     #: The document this case is (``"000"``, ...), None for a drawn case: repros then rebuild it from the seeds.
     source: str | None = None
+    #: The optimizer ``train`` runs (its ``lr`` is ``learning_rate``); None: plain gradient descent.
+    optimizer: Optimizer | None = None
 
     def __repr__(self) -> str:
         """Return the case in one line, without its arrays (``to_json`` and the repro snippet have them)."""
         schedule = f", {len(self.batches)} batches" if self.batches else ""
+        schedule += f", {self.optimizer.describe()}" if self.optimizer is not None else ""
         document = f"document {self.source}: " if self.source else ""
         return (
             f"Case({document}{self.network.describe()}; {self.x.shape[0]} samples, learning rate "
@@ -64,6 +68,7 @@ class Case:
             "learning_rate": self.learning_rate,
             "batches": [batch.tolist() for batch in self.batches],
             "source": self.source,
+            **({} if self.optimizer is None else {"optimizer": self.optimizer.to_json()}),
         }
 
 

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from backprop_conformance.adapters.protocol import Adapter
+from backprop_conformance.adapters.protocol import Adapter, Trajectory
 from backprop_conformance.suite.assertions import Measurement, measure, measure_params
 from backprop_conformance.suite.case import Case
 from backprop_conformance.suite.expectations import (
     MAX_TRAINING_MAGNITUDE,
+    Expected,
     OutsideModel,
     expect_forward,
     expect_loss_and_gradients,
+    expect_optimizer_train,
     expect_sgd_step,
     expect_train,
 )
 
 __all__ = ["MAX_TRAINING_MAGNITUDE", "QUANTITIES", "OutsideModel", "compare_forward", "compare_loss_and_gradients",
-           "compare_sgd_step", "compare_train"]
+           "compare_optimizer_train", "compare_sgd_step", "compare_train"]
 
 QUANTITIES = ("output", "loss", "gradient", "update", "trajectory")
 
@@ -60,9 +62,24 @@ def compare_sgd_step(adapter: Adapter, case: Case) -> list[Measurement]:
 
 
 def compare_train(adapter: Adapter, case: Case) -> list[Measurement]:
-    """Return the measurements of a training run: each iteration's loss and the final params."""
+    """Return the measurements of a training run: each iteration's loss and the final params; with the
+    case's optimizer, if it has one."""
+    if case.optimizer is not None:
+        return compare_optimizer_train(adapter, case)
     expected = expect_train(case, adapter.dtype)
     trajectory = adapter.train(case.network, case.params, case.x, case.y, case.batches, case.learning_rate)
+    return _trajectory(adapter, case, expected, trajectory)
+
+
+def compare_optimizer_train(adapter: Adapter, case: Case) -> list[Measurement]:
+    """Return the measurements of training with ``case.optimizer`` (the adapter's ``train(..., optimizer=)``)."""
+    expected = expect_optimizer_train(case, case.optimizer, adapter.dtype)  # type: ignore[arg-type]
+    trajectory = adapter.train(case.network, case.params, case.x, case.y, case.batches, case.learning_rate,
+                               case.optimizer)
+    return _trajectory(adapter, case, expected, trajectory)
+
+
+def _trajectory(adapter: Adapter, case: Case, expected: Expected, trajectory: Trajectory) -> list[Measurement]:
     context = _context(adapter, case, "trajectory")
     losses = measure(
         trajectory.losses, expected.value, expected.value_allowed, name="losses", **{**context, "dtype": "float64"},

@@ -21,6 +21,7 @@ import numpy as np
 from backprop_conformance.reference.backprop import REFERENCE_RULES, _backprop, _forward
 from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.optimizer_rules import init_state, optimizer_update
 from backprop_conformance.reference.training import _sgd_update
 from backprop_conformance.suite.assertions import Measurement, measure
 from backprop_conformance.suite.case import Case
@@ -59,9 +60,13 @@ def _rate(variant: Variant, learning_rate: float) -> float:
 
 
 def train(variant: Variant, case: Case, dtype: str) -> tuple[np.ndarray, Params]:
-    """Return the variant's per-iteration losses and final params over the case's schedule."""
+    """Return the variant's per-iteration losses and final params over the case's schedule (with the case's
+    optimizer, or the variant's own version of it, where the case has one)."""
     batches = variant.schedule(case.batches) if variant.schedule else case.batches
     params, accumulated, losses = case.params, None, []
+    optimizer = case.optimizer
+    update = variant.update or optimizer_update
+    state = None if optimizer is None else init_state(optimizer, params)
     for batch in batches:
         value, grads = loss_and_gradients(variant, case.network, params, case.x[batch], case.y[batch], dtype)
         losses.append(value)
@@ -70,7 +75,11 @@ def train(variant: Variant, case: Case, dtype: str) -> tuple[np.ndarray, Params]
                 (w + aw, None if b is None else b + ab) for (w, b), (aw, ab) in zip(grads, accumulated)
             ]
             grads = accumulated
-        params = _sgd_update(params, grads, _rate(variant, case.learning_rate))
+        if optimizer is None:
+            params = _sgd_update(params, grads, _rate(variant, case.learning_rate))
+        else:
+            with np.errstate(all="ignore"):
+                params, state = update(optimizer, state, params, grads)
     return np.array(losses), params
 
 

@@ -26,6 +26,7 @@ _CALLS = {
     "compare_loss_and_gradients": "loss_and_gradients",
     "compare_sgd_step": "sgd_step",
     "compare_train": "train",
+    "compare_optimizer_train": "train",
 }
 #: The quantity a call stands for when no single one is asked for.
 QUANTITY_OF_CALL = {"forward": "output", "loss_and_gradients": "gradient", "sgd_step": "update", "train": "trajectory"}

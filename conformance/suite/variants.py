@@ -73,6 +73,8 @@ class Variant:
     learning_rate: Callable[[float], float] | None = None
     schedule: Callable[[list], list] | None = None
     accumulate: bool = False
+    #: (optimizer, state, params, grads) -> (params, state): the variant's optimizer step (optimizer cases).
+    update: Callable[..., tuple] | None = None
     #: Compute the pass in this dtype (its results then also exactly representable in it).
     dtype: str | None = None
     #: Where it is seen, for the message: "autograd's np.maximum".

@@ -1,0 +1,32 @@
+"""Training with an optimizer (momentum, Nesterov, weight decay, Adam, AdamW, AMSGrad, RMSprop, Adagrad) over
+>= 10 steps of >= 3 shuffled epochs follows the reference in the adapter's own convention.
+
+An adapter whose ``train`` takes no optimizer is plain-SGD only: the test is
+skipped with that reason (``adapters.optimizer_support``).
+"""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backprop_conformance.adapters.optimizer_support import optimizer_conventions, optimizer_refusal
+from backprop_conformance.reference.optimizers import Optimizer
+from backprop_conformance.suite.comparisons import compare_optimizer_train
+from backprop_conformance.suite.judge import check
+from backprop_conformance.suite.profiles import suite_test
+from backprop_conformance.suite.strategies_optimizers import optimizer_cases
+
+
+def _convention(adapter) -> str:
+    reason = optimizer_refusal(adapter.implementation, Optimizer("sgd", lr=0.1))
+    conventions = optimizer_conventions(adapter.implementation)
+    if reason is not None and "convention" not in reason:
+        pytest.skip(f"adapter {adapter.label!r}: {reason}")
+    return conventions[0]
+
+
+@suite_test
+@given(data=st.data())
+def test_optimizer_trajectory(adapter, data):
+    case = data.draw(optimizer_cases(_convention(adapter)), label="case")
+    check(adapter, case, compare_optimizer_train)

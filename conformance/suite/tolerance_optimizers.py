@@ -1,0 +1,180 @@
+"""The tolerance model through the optimizers' update rules (``reference.optimizer_rules``).
+
+First-order running-error analysis, entry by entry, as ``suite.tolerances``
+does for the pass: every quantity q of the rule carries a bound dq on how
+far a faithful implementation in the dtype (unit roundoff u) may be from the
+reference's float64 value, and each operation adds u |result|. What flows in
+is the gradient's bound dg (``error_bounds`` with the params' carried error)
+plus, with coupled weight decay, weight_decay * dtheta. Per rule:
+
+    moments      d(beta m + (1 - beta) g)  = beta dm + (1 - beta) dg + 3u(|beta m| + |(1 - beta) g|)
+                 d(beta v + (1 - beta) g^2) = beta dv + (1 - beta)(2|g| dg + dg^2) + 4u(...)
+    bias corr.   c = 1 - beta^t, computed in the dtype: dc/c = (t + 1) u beta^t / c + u
+    square root  d sqrt(v) = min(dv / (2 sqrt(v)), sqrt(dv)) + u sqrt(v)   (sqrt is not Lipschitz at 0)
+    quotient     d(n / s) = dn / s + |n| ds / s^2 + u |n / s|
+    max          d max(a, b) <= max(da, db)          (AMSGrad's running maximum)
+    step         d(theta - lr d) = dtheta + lr dd + u(|theta| + 2 lr |d| + |theta'|)
+
+The state's bounds (``mu``, ``nu``, ``trace``, ...) are carried from step to
+step like the params'. What the model does not promise: a step whose
+denominator (sqrt(v) + eps, sqrt(v + eps), sqrt(S) + eps, the centered
+variance) is not known to within half its size, which is where a gradient
+below its own rounding error meets an eps too small to dominate: the update
+is then anywhere between 0 and lr per entry, and ``OutsideModel`` says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backprop_conformance.reference.optimizers import Optimizer
+
+#: A denominator whose bound exceeds this fraction of it is not determined: outside the model.
+MAX_DENOMINATOR_UNCERTAINTY = 0.5
+
+Array = np.ndarray
+Slots = dict[str, Array]
+
+
+class DenominatorUndetermined(Exception):
+    """A rule's denominator is not known to within MAX_DENOMINATOR_UNCERTAINTY of itself."""
+
+
+def _sqrt(value: np.ndarray, bound: np.ndarray, u: float) -> np.ndarray:
+    root = np.sqrt(np.maximum(value, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        linear = np.where(root > 0, bound / (2 * root), np.inf)
+    return np.minimum(linear, np.sqrt(bound)) + u * root
+
+
+def _quotient(numerator: np.ndarray, d_numerator: np.ndarray, denominator: np.ndarray,
+              d_denominator: np.ndarray, u: float, what: str) -> np.ndarray:
+    if np.any(d_denominator > MAX_DENOMINATOR_UNCERTAINTY * denominator):
+        raise DenominatorUndetermined(what)
+    quotient = numerator / denominator
+    return d_numerator / denominator + np.abs(numerator) * d_denominator / denominator**2 + u * np.abs(quotient)
+
+
+def _moment(beta: float, before: np.ndarray, d_before: np.ndarray, g: np.ndarray, dg: np.ndarray,
+            u: float, power: int) -> np.ndarray:
+    if power == 1:
+        return beta * d_before + (1 - beta) * dg + 3 * u * (np.abs(beta * before) + np.abs((1 - beta) * g))
+    return beta * d_before + (1 - beta) * (2 * np.abs(g) * dg + dg * dg) + 4 * u * (beta * before + (1 - beta) * g * g)
+
+
+def _correction(beta: float, t: int, u: float) -> tuple[float, float]:
+    """Return c = 1 - beta^t and its relative bound."""
+    c = 1.0 - beta**t
+    return c, (t + 1) * u * beta**t / c + u
+
+
+def _step(theta: np.ndarray, d_theta: np.ndarray, lr: float, direction: np.ndarray, d_direction: np.ndarray,
+          u: float) -> np.ndarray:
+    new = theta - lr * direction
+    return d_theta + lr * d_direction + u * (np.abs(theta) + 2 * lr * np.abs(direction) + np.abs(new))
+
+
+def _sgd(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array,
+         before: Slots, after: Slots, d: Slots, u: float) -> Array:
+    direction, d_direction = g, dg
+    if o.momentum:
+        trace = after["trace"]
+        if o.convention == "torch" and t == 1:
+            d["trace"] = dg
+        else:
+            d["trace"] = (o.momentum * d["trace"] + (1 - o.dampening) * dg
+                          + 2 * u * (np.abs(o.momentum * before["trace"]) + np.abs((1 - o.dampening) * g)))
+        direction, d_direction = trace, d["trace"]
+        if o.nesterov:
+            direction = g + o.momentum * trace
+            d_direction = dg + o.momentum * d["trace"] + 2 * u * np.abs(direction)
+    return _step(theta, dtheta, o.lr, direction, d_direction, u)
+
+
+def _adam(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array,
+          before: Slots, after: Slots, d: Slots, u: float) -> Array:
+    beta1, beta2 = o.betas  # type: ignore[misc]
+    d["mu"] = _moment(beta1, before["mu"], d["mu"], g, dg, u, 1)
+    d["nu"] = _moment(beta2, before["nu"], d["nu"], g, dg, u, 2)
+    c1, r1 = _correction(beta1, t, u)
+    c2, r2 = _correction(beta2, t, u)
+    if o.amsgrad:
+        if o.convention == "torch":
+            d["nu_max"] = np.maximum(d["nu_max"], d["nu"])
+            second, d_second = after["nu_max"] / c2, d["nu_max"] / c2 + r2 * after["nu_max"] / c2
+        else:
+            d["nu_max"] = np.maximum(d["nu_max"], d["nu"] / c2 + r2 * after["nu"] / c2)
+            second, d_second = after["nu_max"], d["nu_max"]
+    else:
+        second, d_second = after["nu"] / c2, d["nu"] / c2 + r2 * after["nu"] / c2
+    root = np.sqrt(second + o.eps_root)
+    d_denominator = _sqrt(second + o.eps_root, d_second + u * (second + o.eps_root), u) + u * (root + o.eps)
+    first = after["mu"] / c1
+    d_first = d["mu"] / c1 + r1 * np.abs(first)
+    direction = first / (root + o.eps)
+    d_direction = _quotient(first, d_first, root + o.eps, d_denominator, u, "adam's sqrt(v_hat) + eps")
+    if o.name == "adamw":
+        decay = o.weight_decay * theta
+        if o.convention == "torch":
+            theta_decayed = theta * (1 - o.lr * o.weight_decay)
+            dtheta = dtheta * (1 - o.lr * o.weight_decay) + 2 * u * np.abs(theta_decayed)
+            theta = theta_decayed
+        else:
+            direction = direction + decay
+            d_direction = d_direction + o.weight_decay * dtheta + 2 * u * (np.abs(decay) + np.abs(direction))
+    return _step(theta, dtheta, o.lr, direction, d_direction, u)
+
+
+def _rmsprop(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array,
+             before: Slots, after: Slots, d: Slots, u: float) -> Array:
+    d["nu"] = _moment(o.alpha, before["nu"], d["nu"], g, dg, u, 2)  # type: ignore[arg-type]
+    variance, d_variance = after["nu"], d["nu"]
+    if o.centered:
+        d["mu"] = _moment(o.alpha, before["mu"], d["mu"], g, dg, u, 1)  # type: ignore[arg-type]
+        centre = after["mu"]
+        variance = variance - centre * centre
+        d_variance = d_variance + 2 * np.abs(centre) * d["mu"] + d["mu"] ** 2 + 2 * u * (after["nu"] + centre**2)
+    if o.convention == "torch":
+        denominator = np.sqrt(np.maximum(variance, 0.0)) + o.eps
+        d_denominator = _sqrt(variance, d_variance, u) + u * denominator
+    else:
+        denominator = np.sqrt(np.maximum(variance, 0.0) + o.eps)
+        d_denominator = _sqrt(variance + o.eps, d_variance + u * (variance + o.eps), u)
+    direction = g / denominator
+    d_direction = _quotient(g, dg, denominator, d_denominator, u, "rmsprop's root of the (centered) mean square")
+    if o.momentum:
+        d["trace"] = o.momentum * d["trace"] + d_direction + 2 * u * (np.abs(o.momentum * before["trace"])
+                                                                       + np.abs(direction))
+        direction, d_direction = after["trace"], d["trace"]
+    return _step(theta, dtheta, o.lr, direction, d_direction, u)
+
+
+def _adagrad(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array,
+             before: Slots, after: Slots, d: Slots, u: float) -> Array:
+    total = after["sum_of_squares"]
+    d["sum_of_squares"] = d["sum_of_squares"] + 2 * np.abs(g) * dg + dg * dg + u * total
+    if o.convention == "torch":
+        lr = o.lr / (1 + (t - 1) * o.lr_decay)  # type: ignore[operator]
+        denominator = np.sqrt(total) + o.eps
+        d_denominator = _sqrt(total, d["sum_of_squares"], u) + u * denominator
+    else:
+        lr = o.lr
+        denominator = np.sqrt(total + o.eps)
+        d_denominator = _sqrt(total + o.eps, d["sum_of_squares"] + u * (total + o.eps), u)
+    direction = g / denominator
+    d_direction = _quotient(g, dg, denominator, d_denominator, u, "adagrad's root of the sum of squares")
+    return _step(theta, dtheta, lr, direction, d_direction + u * np.abs(direction), u)  # lr's own rounding
+
+
+RULES = {"sgd": _sgd, "adam": _adam, "adamw": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad}
+
+
+def rule_bound(optimizer: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, d_theta: np.ndarray,
+               d_gradient: np.ndarray, before: Slots, after: Slots, d_state: Slots, u: float) -> np.ndarray:
+    """Return the bound on one parameter array after step ``t``; update ``d_state`` (its slots' bounds).
+
+    ``g`` is the gradient after coupled weight decay, ``d_gradient`` its bound;
+    ``before`` and ``after`` are the reference's slots around the step.
+    Raises DenominatorUndetermined where the model promises nothing.
+    """
+    return RULES[optimizer.name](optimizer, t, theta, g, d_theta, d_gradient, before, after, d_state, u)
