@@ -174,6 +174,8 @@ def train(
         return _train_with(network, params, x, y, batches, optimizer, state)
     rate = check_learning_rate(optimizer.lr if isinstance(optimizer, Optimizer) else
                                learning_rate if optimizer is None else optimizer)
+    # Plain gradient descent: the fast path below; its state is sgd's (a trace it never uses).
+    state = _checked_state(Optimizer("sgd", lr=rate), state, params)
     losses = np.empty(len(batches))
     # The last step's arrays per batch size, overwritten by the next step of that size (speed).
     workspaces: dict[int, Workspace] = {}
@@ -185,8 +187,7 @@ def train(
             losses[iteration], workspaces[size] = _train_step(
                 network, params, x_batch, y_batch, rate, workspaces.get(size)
             )
-    count = (0 if state is None else state.count) + len(batches)
-    return Trajectory(losses=losses, params=params, state=OptimizerState(count))
+    return Trajectory(losses=losses, params=params, state=OptimizerState(state.count + len(batches), state.slots))
 
 
 def _checked_state(optimizer: Optimizer, state: OptimizerState | None, params: Params) -> OptimizerState:

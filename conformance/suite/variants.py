@@ -11,7 +11,8 @@ adapter lists it in ``conventions``): matching it is "known divergence:
 <name>", not a failure.
 
 Adding a variant is one entry in ``CATALOGUE`` and its test in
-``tests/test_variants.py``.
+``tests/test_variants.py`` (an optimizer's, tagged "optimizer", in
+``tests/test_optimizer_variants.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS, sig
 from backprop_conformance.reference.backprop import REFERENCE_RULES, Rules
 from backprop_conformance.reference.network import Network, Params
 from backprop_conformance.suite.case import Case
+from backprop_conformance.suite.variant_optimizers import (
+    adam_like,
+    adamw_decay,
+    bias_correction_one_step_off,
+    coupled_decay,
+    dampened_torch_momentum,
+    decay_after_the_step,
+    decay_without_lr,
+    eps_on_the_wrong_side,
+    momentum_buffer_from_zero,
+    no_bias_correction,
+    with_eps,
+)
 from backprop_conformance.suite.variant_rules import (
     ELEMENT_MEANS,
     LABEL_SMOOTHING,
@@ -90,6 +104,7 @@ class Variant:
 
 EVERYWHERE = frozenset({"loss", "gradient", "update", "trajectory"})
 STEPS = frozenset({"gradient", "update", "trajectory"})
+TRAINED = frozenset({"trajectory"})
 #: A variant of an activation's values also changes the forward output.
 WITH_OUTPUT = EVERYWHERE | {"output"}
 
@@ -171,5 +186,19 @@ CATALOGUE: tuple[Variant, ...] = (
     Variant("torch BCELoss clamp", "BCELoss on rounded probabilities: logs clamped at -100, gradient floor 1e-12",
             EVERYWHERE, lambda case, dtype: case.network.loss_name == "bce",
             rules=with_loss("bce", dtype_dependent=torch_bce), seen_in="torch.nn.BCELoss", tags=("convention",)),
+    # -- the optimizers' classic bugs (suite.variant_optimizers) --
+    Variant("no bias correction", "Adam's m and v used without dividing by 1 - beta^t", TRAINED, adam_like,
+            update=no_bias_correction, tags=("optimizer",)),
+    Variant("bias correction one step off", "1 - beta^(t + 1) instead of 1 - beta^t", TRAINED, adam_like,
+            update=bias_correction_one_step_off, tags=("optimizer",)),
+    Variant("eps on the wrong side of the root", "sqrt(v + eps) where the convention has sqrt(v) + eps, or the "
+            "other way round", TRAINED, with_eps, update=eps_on_the_wrong_side, tags=("optimizer",)),
+    Variant("AdamW's decay not multiplied by lr", "theta (1 - weight_decay) instead of theta (1 - lr weight_decay)",
+            TRAINED, adamw_decay, update=decay_without_lr, tags=("optimizer",)),
+    Variant("the momentum buffer started at zero", "torch's first momentum buffer (1 - dampening) g instead of g",
+            TRAINED, dampened_torch_momentum, update=momentum_buffer_from_zero, tags=("optimizer",)),
+    Variant("weight decay applied after the step", "theta' - lr weight_decay theta' after the rule instead of "
+            "g + weight_decay theta before it", TRAINED, coupled_decay, update=decay_after_the_step,
+            tags=("optimizer",)),
 )
 BY_NAME = {variant.name: variant for variant in CATALOGUE}
