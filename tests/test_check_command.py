@@ -142,7 +142,7 @@ def test_junitxml_and_pytest_arguments_after_the_double_dash(workdir, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "slowest 1 durations" in result.stdout
     cases = ElementTree.parse(junit).getroot().iter("testcase")
-    assert len(list(cases)) == 17
+    assert len(list(cases)) == 18
 
 
 def test_the_same_error_everywhere_is_reported_once(workdir):

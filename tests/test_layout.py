@@ -30,8 +30,8 @@ MAY_IMPORT = {
 }
 #: The report's pipeline and the benchmark's, in order: a module imports only modules before it.
 STAGES = {
-    "report": ["cases", "progress", "records", "document", "content", "render_markdown", "render_html", "figures",
-               "publish", "command"],
+    "report": ["cases", "progress", "records", "optimizers", "document", "content", "render_markdown", "render_html",
+               "figures", "publish", "command"],
     "bench": ["steppers", "plan", "worker", "peaks", "measure", "suite_speed", "targets", "render", "command"],
     "vectors": ["catalogue", "records", "command"],
 }

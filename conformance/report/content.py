@@ -189,6 +189,28 @@ def _environment_table(document: dict[str, Any]) -> Block:
     return ("table", ["", "value"], rows)
 
 
+def _optimizer_blocks(document: dict[str, Any]) -> list[Block]:
+    comparison = document.get("optimizers")
+    if not comparison:
+        return [("paragraph", "Not made in this run.")]
+    labels = list(dict.fromkeys(entry["adapter"] for row in comparison["rows"] for entry in row["adapters"]))
+    rows = []
+    for row in comparison["rows"]:
+        judged = {entry["adapter"]: entry for entry in row["adapters"]}
+        cells = ["n/a" if label not in judged else judged[label]["verdict"] if judged[label]["worst_ratio"] is None
+                 else f"{judged[label]['verdict']} {_ratio_text(judged[label]['worst_ratio'])}" for label in labels]
+        apart = "n/a (one side refuses it)" if row["apart"] is None else f"{row['apart']:.2g}"
+        rows.append([row["configuration"], apart, row["cause"], *cells])
+    return [
+        ("paragraph", ("Each framework against the reference in its own convention (verdict and worst "
+                       "|diff|/allowed), and how far the two conventions' final params are apart (max |diff| over "
+                       "max |theta|) after training ", Literal(comparison["case"]), ". A cell that is not a pass says "
+                       "why in agreement.json.")),
+        ("table", ["configuration", "torch vs optax", "why", *labels], rows),
+        ("figure", FIGURE_FILES["optimizers"], "The reference's loss per step in torch's and optax's conventions."),
+    ]
+
+
 def report_blocks(document: dict[str, Any], cases: dict[str, SweepCase]) -> list[Block]:
     """Return the report's content, summary table first, as blocks for either renderer."""
     settings = document["settings"]
@@ -206,6 +228,8 @@ def report_blocks(document: dict[str, Any], cases: dict[str, SweepCase]) -> list
         ("figure", FIGURE_FILES["distribution"], "Worst |diff|/allowed of every record, per adapter x dtype."),
         ("figure", FIGURE_FILES["size"], "Worst |diff|/allowed per network against depth and widest layer."),
         ("figure", FIGURE_FILES["training"], "Document 002's mini-batch training loss, every implementation."),
+        ("heading", 2, "The same nominal optimizer in torch and optax"),
+        *_optimizer_blocks(document),
         ("heading", 2, f"Worst cases: errors and failures (at most {WORST_CASES}), then each adapter's closest pass"),
         *_worst_case_blocks(document, cases),
         ("heading", 2, "Outside the model, not applicable, known divergences and errors"),

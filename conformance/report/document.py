@@ -31,6 +31,7 @@ FIGURE_FILES = {
     "distribution": "error-distribution.png",
     "size": "error-by-size.png",
     "training": "training-curves-002.png",
+    "optimizers": "optimizer-trajectories.png",
 }
 
 
@@ -162,8 +163,10 @@ def build_document(
     records: list[dict[str, Any]],
     settings: dict[str, Any],
     curves: dict[str, list[float]],
+    optimizers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return the agreement.json document: environment first, then the sweep, records and summary."""
+    """Return the agreement.json document: environment first, then the sweep, records and summary, and the
+    optimizer comparison (``report.optimizers``) when it was made."""
     return {
         "environment": environment(adapters),
         "regenerate": REGENERATE,
@@ -175,4 +178,5 @@ def build_document(
         "summary": summarise(records, adapters),
         "training_curves": {"network": f"doc-{TRAINING_FIGURE_EXAMPLE}", "losses": curves},
         "figures": list(FIGURE_FILES.values()),
+        **({} if optimizers is None else {"optimizers": optimizers}),
     }

@@ -172,8 +172,31 @@ def training_curves(curves: Mapping[str, Sequence[float]], title: str) -> bytes:
     return _png(figure)
 
 
+def optimizer_trajectories(losses: Mapping[str, Mapping[str, Sequence[float]]]) -> bytes:
+    """Return the reference's loss per step in both conventions, one panel per optimizer configuration."""
+    count = max(1, len(losses))
+    columns = 3
+    rows = -(-count // columns)
+    figure = Figure(figsize=(4.2 * columns, 3.0 * rows))
+    for index, (label, curves) in enumerate(losses.items()):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        for convention, style in (("torch", "-"), ("optax", "--")):
+            if convention in curves:
+                axes.plot(range(1, len(curves[convention]) + 1), curves[convention], style, label=convention)
+        axes.set_title(shown(label), fontsize=8)
+        axes.set_xlabel("step", fontsize=7)
+        axes.set_ylabel("loss", fontsize=7)
+        axes.tick_params(labelsize=7)
+        axes.legend(fontsize=7)
+    if not losses:
+        _no_data(figure.add_subplot(1, 1, 1), "no optimizer comparison")
+    figure.suptitle("The same nominal optimizer in torch's and optax's conventions (the reference)")
+    figure.tight_layout()
+    return _png(figure)
+
+
 def draw_figures(document: dict[str, Any]) -> dict[str, bytes]:
-    """Return the three figures' PNG bytes by file name."""
+    """Return the figures' PNG bytes by file name."""
     records = document["records"]
     labels = [entry["label"] for entry in document["summary"]]
     networks = {network["id"]: network for network in document["networks"]}
@@ -184,4 +207,5 @@ def draw_figures(document: dict[str, Any]) -> dict[str, bytes]:
         FIGURE_FILES["training"]: training_curves(
             curves, f"Document {TRAINING_FIGURE_EXAMPLE}: mini-batch training loss, reference and adapters"
         ),
+        FIGURE_FILES["optimizers"]: optimizer_trajectories(document.get("optimizers", {}).get("losses", {})),
     }

@@ -22,6 +22,7 @@ from backprop_conformance.report.cases import DEFAULT_EXAMPLES, document_cases, 
 from backprop_conformance.report.content import report_blocks
 from backprop_conformance.report.document import HTML_FILE, JSON_FILE, MARKDOWN_FILE, build_document
 from backprop_conformance.report.figures import draw_figures
+from backprop_conformance.report.optimizers import optimizer_comparison
 from backprop_conformance.report.records import (
     DEFAULT_ADAPTER_SPECS,
     SweepInterrupted,
@@ -82,7 +83,7 @@ def generate(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         write_file_atomically(Path(out_dir) / INTERRUPTED_FILE, _json(partial))
         raise
-    document = build_document(loaded, cases, records, settings, training_curves(loaded))
+    document = build_document(loaded, cases, records, settings, training_curves(loaded), optimizer_comparison(loaded))
     images = draw_figures(document)
     blocks = report_blocks(document, {c.identifier: c for c in cases})
     document["duration_seconds"] = round(time.perf_counter() - started, 3)

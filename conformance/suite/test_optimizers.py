@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from backprop_conformance.adapters.optimizer_support import optimizer_conventions, optimizer_refusal
 from backprop_conformance.reference.optimizers import Optimizer
+from backprop_conformance.suite import session
 from backprop_conformance.suite.comparisons import compare_optimizer_train
 from backprop_conformance.suite.judge import check
 from backprop_conformance.suite.profiles import suite_test
@@ -21,7 +22,8 @@ def _convention(adapter) -> str:
     reason = optimizer_refusal(adapter.implementation, Optimizer("sgd", lr=0.1))
     conventions = optimizer_conventions(adapter.implementation)
     if reason is not None and "convention" not in reason:
-        pytest.skip(f"adapter {adapter.label!r}: {reason}")
+        session.record_not_applicable("trajectory", f"optimizers: {reason}")
+        pytest.skip(f"not applicable: {reason}")
     return conventions[0]
 
 
