@@ -186,4 +186,82 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "tests/test_modern_pieces.py::test_divergence_torch_smooth_l1_is_huber_divided_by_beta",
         ),
     ),
+    Divergence(
+        title="RMSprop: eps outside or inside the root, decay 0.99 or 0.9",
+        frameworks="torch.optim, optax",
+        what_differs=(
+            "torch.optim.RMSprop divides by sqrt(v) + eps with alpha 0.99; optax.rmsprop by sqrt(v + eps) with "
+            "decay 0.9: at g = 1e-4 torch's first step is 10x optax's (eps 1e-8, same alpha), sqrt(10) from the "
+            "decay alone."
+        ),
+        what_we_do=(
+            "reference.Optimizer(\"rmsprop\", convention=\"torch\" or \"optax\") computes each; each framework "
+            "is checked in its own; the report's optimizer table shows them 0.35 apart after 16 steps."
+        ),
+        demonstrated_by=(
+            "tests/test_reference_optimizers.py::test_rmsprop_eps_outside_the_root_in_torch_inside_in_optax_10x_at_g_1e_4",
+            "tests/test_reference_optimizers.py::test_rmsprop_default_alpha_0_99_in_torch_0_9_in_optax_sqrt_10_on_the_first_step",
+        ),
+    ),
+    Divergence(
+        title="Adagrad: accumulator from 0 or 0.1, eps 1e-10 outside or 1e-7 inside the root",
+        frameworks="torch.optim, optax",
+        what_differs=("At each one's defaults the first steps at g = 1e-3 are 99.7% apart (optax's is 1/316 of "
+                      "torch's)."),
+        what_we_do="Both conventions in the reference; torch's lr_decay has no optax counterpart and is refused there.",
+        demonstrated_by=("tests/test_reference_optimizers.py::test_adagrad_accumulator_0_or_0_1_and_eps_outside_or_inside_the_root_99_7_percent_apart_at_g_1e_3",),
+    ),
+    Divergence(
+        title="SGD momentum: torch's first buffer is g, undampened; optax has no dampening",
+        frameworks="torch.optim, optax",
+        what_differs=(
+            "torch.optim.SGD sets the buffer to g on the first step and applies (1 - dampening) from the second; "
+            "optax.sgd's trace starts at 0 and adds the whole gradient. They agree when dampening = 0."
+        ),
+        what_we_do=(
+            "The optax convention refuses dampening; the variant \"the momentum buffer started at zero\" names "
+            "an implementation that dampens the first step under torch's convention."
+        ),
+        demonstrated_by=("tests/test_reference_optimizers.py::test_sgd_torch_first_momentum_step_ignores_dampening_optax_has_no_dampening",
+                         "tests/test_optimizer_variants.py::test_each_optimizer_bug_is_rejected_and_named"),
+    ),
+    Divergence(
+        title="AMSGrad: the maximum of the raw v or of the bias-corrected v",
+        frameworks="torch.optim, optax",
+        what_differs=(
+            "torch.optim.Adam(amsgrad=True) keeps max(v_t) and divides it by sqrt(1 - beta2^t); optax.amsgrad "
+            "keeps max(v_t / (1 - beta2^t)). After a large then a small gradient step 2 is 29% apart "
+            "(1 - 1/sqrt(1 + beta2))."
+        ),
+        what_we_do="Both conventions in the reference; optax.adamw has no amsgrad and the optax convention refuses it.",
+        demonstrated_by=("tests/test_reference_optimizers.py::test_amsgrad_max_of_raw_v_in_torch_of_bias_corrected_v_in_optax_29_percent_apart_at_step_2",),
+    ),
+    Divergence(
+        title="AdamW's default weight decay, and its factor in float32",
+        frameworks="torch.optim, optax",
+        what_differs=(
+            "torch.optim.AdamW defaults weight_decay to 1e-2, optax.adamw to 1e-4 (100x the decay per step). torch "
+            "multiplies the params by (1 - lr weight_decay), a Python float rounded to float32 for float32 params; "
+            "optax adds weight_decay theta to the direction."
+        ),
+        what_we_do=(
+            "Each convention's default in the reference; the float32 rounding of the factor is within the "
+            "tolerance model (suite.tolerance_optimizers)."
+        ),
+        demonstrated_by=("tests/test_reference_optimizers.py::test_adamw_default_weight_decay_1e_2_in_torch_1e_4_in_optax_100x_the_decay",),
+    ),
+    Divergence(
+        title="optax's eps_root; torch.optim's foreach and fused paths",
+        frameworks="optax, torch.optim on CUDA",
+        what_differs=(
+            "optax's adam takes eps_root, eps inside the root, which torch has no way to express. On CUDA "
+            "torch.optim defaults to its foreach path and offers fused=True: the same rules with other rounding "
+            "(fused kernels compute a step in registers and may contract multiply-adds)."
+        ),
+        what_we_do=(
+            "The torch convention refuses eps_root. The torch adapter runs the single-tensor path "
+            "(foreach=False, the CPU's); foreach and fused are not checked here, having no GPU in CI."
+        ),
+        demonstrated_by=("tests/test_reference_optimizers.py::test_eps_root_is_optax_only_torch_refuses_it_and_it_shrinks_the_first_step_1_over_sqrt_2_at_g_1e_4",),
+    ),
 )

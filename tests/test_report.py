@@ -217,8 +217,9 @@ def test_html_escapes_every_string():
 
 def test_figures_are_readable_pngs_of_fixed_size(generated):
     out, _ = generated
-    width, height = (round(side * figures.DPI) for side in figures.FIGURE_SIZE)
     for name in FIGURE_FILES.values():
+        size = figures.OPTIMIZER_FIGURE_SIZE if name == FIGURE_FILES["optimizers"] else figures.FIGURE_SIZE
+        width, height = (round(side * figures.DPI) for side in size)
         data = (out / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE)
         image = matplotlib.image.imread(out / name)
@@ -229,6 +230,7 @@ def test_figures_without_measurements_still_draw():
     assert figures.error_distribution([], []).startswith(PNG_SIGNATURE)
     assert figures.error_by_size([], {}, []).startswith(PNG_SIGNATURE)
     assert figures.training_curves({"reference": [1.0, 0.5]}, "t").startswith(PNG_SIGNATURE)
+    assert figures.optimizer_trajectories({}).startswith(PNG_SIGNATURE)
 
 
 # -- determinism and atomicity -----------------------------------------------------------

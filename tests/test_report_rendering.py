@@ -10,6 +10,7 @@ from markdown_it import MarkdownIt
 from backprop_conformance import reference
 from backprop_conformance.cli import main
 from backprop_conformance.report.content import Code, Literal, strip_controls
+from backprop_conformance.report.document import FIGURE_FILES
 from backprop_conformance.report.publish import generate
 from backprop_conformance.report.render_html import render_html
 from backprop_conformance.report.render_markdown import render_markdown
@@ -56,7 +57,7 @@ def test_text_from_outside_is_never_markup_in_markdown_or_html(tmp_path):
     ours = [line for line in markdown.splitlines() if line.startswith("#")]
     assert rendered.count("<h1>") + rendered.count("<h2>") == len(ours)
     # The figures were drawn (a $...$ label would have crashed mathtext) and embedded.
-    assert page.count('src="data:image/png;base64,') == 3
+    assert page.count('src="data:image/png;base64,') == len(FIGURE_FILES)
 
 
 def test_renderers_escape_literal_and_code_segments():

@@ -26,6 +26,8 @@ from backprop_conformance.report.document import FIGURE_FILES
 from backprop_conformance.report.records import TRAINING_FIGURE_EXAMPLE
 
 FIGURE_SIZE = (9.0, 4.8)
+#: The optimizer figure: a 3 x 3 grid of panels, one per configuration of ``report.optimizers``.
+OPTIMIZER_FIGURE_SIZE = (12.6, 9.0)
 DPI = 100
 #: Where an exact match (ratio 0) is drawn on the log axes.
 RATIO_FLOOR = 1e-8
@@ -174,10 +176,9 @@ def training_curves(curves: Mapping[str, Sequence[float]], title: str) -> bytes:
 
 def optimizer_trajectories(losses: Mapping[str, Mapping[str, Sequence[float]]]) -> bytes:
     """Return the reference's loss per step in both conventions, one panel per optimizer configuration."""
-    count = max(1, len(losses))
     columns = 3
-    rows = -(-count // columns)
-    figure = Figure(figsize=(4.2 * columns, 3.0 * rows))
+    rows = max(1, -(-len(losses) // columns))
+    figure = Figure(figsize=OPTIMIZER_FIGURE_SIZE, dpi=DPI)
     for index, (label, curves) in enumerate(losses.items()):
         axes = figure.add_subplot(rows, columns, index + 1)
         for convention, style in (("torch", "-"), ("optax", "--")):
