@@ -199,8 +199,8 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "is checked in its own; the report's optimizer table shows them 0.35 apart after 16 steps."
         ),
         demonstrated_by=(
-            "tests/test_reference_optimizers.py::test_rmsprop_eps_outside_the_root_in_torch_inside_in_optax_10x_at_g_1e_4",
-            "tests/test_reference_optimizers.py::test_rmsprop_default_alpha_0_99_in_torch_0_9_in_optax_sqrt_10_on_the_first_step",
+            "tests/test_optimizer_divergences.py::test_rmsprop_eps_outside_the_root_in_torch_inside_in_optax_10x_at_g_1e_4",
+            "tests/test_optimizer_divergences.py::test_rmsprop_default_alpha_0_99_in_torch_0_9_in_optax_sqrt_10_on_the_first_step",
         ),
     ),
     Divergence(
@@ -209,7 +209,7 @@ DIVERGENCES: tuple[Divergence, ...] = (
         what_differs=("At each one's defaults the first steps at g = 1e-3 are 99.7% apart (optax's is 1/316 of "
                       "torch's)."),
         what_we_do="Both conventions in the reference; torch's lr_decay has no optax counterpart and is refused there.",
-        demonstrated_by=("tests/test_reference_optimizers.py::test_adagrad_accumulator_0_or_0_1_and_eps_outside_or_inside_the_root_99_7_percent_apart_at_g_1e_3",),
+        demonstrated_by=("tests/test_optimizer_divergences.py::test_adagrad_accumulator_0_or_0_1_and_eps_outside_or_inside_the_root_99_7_percent_apart_at_g_1e_3",),
     ),
     Divergence(
         title="SGD momentum: torch's first buffer is g, undampened; optax has no dampening",
@@ -222,7 +222,7 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "The optax convention refuses dampening; the variant \"the momentum buffer started at zero\" names "
             "an implementation that dampens the first step under torch's convention."
         ),
-        demonstrated_by=("tests/test_reference_optimizers.py::test_sgd_torch_first_momentum_step_ignores_dampening_optax_has_no_dampening",
+        demonstrated_by=("tests/test_optimizer_divergences.py::test_sgd_torch_first_momentum_step_ignores_dampening_optax_has_no_dampening",
                          "tests/test_optimizer_variants.py::test_each_optimizer_bug_is_rejected_and_named"),
     ),
     Divergence(
@@ -234,7 +234,7 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "(1 - 1/sqrt(1 + beta2))."
         ),
         what_we_do="Both conventions in the reference; optax.adamw has no amsgrad and the optax convention refuses it.",
-        demonstrated_by=("tests/test_reference_optimizers.py::test_amsgrad_max_of_raw_v_in_torch_of_bias_corrected_v_in_optax_29_percent_apart_at_step_2",),
+        demonstrated_by=("tests/test_optimizer_divergences.py::test_amsgrad_max_of_raw_v_in_torch_of_bias_corrected_v_in_optax_29_percent_apart_at_step_2",),
     ),
     Divergence(
         title="AdamW's default weight decay, and its factor in float32",
@@ -248,7 +248,7 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "Each convention's default in the reference; the float32 rounding of the factor is within the "
             "tolerance model (suite.tolerance_optimizers)."
         ),
-        demonstrated_by=("tests/test_reference_optimizers.py::test_adamw_default_weight_decay_1e_2_in_torch_1e_4_in_optax_100x_the_decay",),
+        demonstrated_by=("tests/test_optimizer_divergences.py::test_adamw_default_weight_decay_1e_2_in_torch_1e_4_in_optax_100x_the_decay",),
     ),
     Divergence(
         title="optax's eps_root; torch.optim's foreach and fused paths",
@@ -262,6 +262,6 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "The torch convention refuses eps_root. The torch adapter runs the single-tensor path "
             "(foreach=False, the CPU's); foreach and fused are not checked here, having no GPU in CI."
         ),
-        demonstrated_by=("tests/test_reference_optimizers.py::test_eps_root_is_optax_only_torch_refuses_it_and_it_shrinks_the_first_step_1_over_sqrt_2_at_g_1e_4",),
+        demonstrated_by=("tests/test_optimizer_divergences.py::test_eps_root_is_optax_only_torch_refuses_it_and_it_shrinks_the_first_step_1_over_sqrt_2_at_g_1e_4",),
     ),
 )

@@ -1,0 +1,184 @@
+"""The reference's optimizers against torch.optim and optax, fed the same backprop gradients, and each divergence
+between the two conventions pinned with its number."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from backprop_conformance.reference import Optimizer, train
+from backprop_conformance.reference.optimizer_rules import init_state, optimizer_update
+from tests.test_reference_optimizers import BATCHES, BOTH, LR, NET, PARAMS, X, Y, _by_hand, _close, _flat, _id, _worst
+
+# --- 3. the reference against torch.optim and optax, in float64, on backprop gradients ------------------------------
+
+def _torch(optimizer, start, gradients):
+    torch = pytest.importorskip("torch")
+    tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in start]
+    settings = {key: value for key, value in optimizer.hyperparameters.items() if key != "eps_root"}
+    cls = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}[optimizer.name]
+    framework = getattr(torch.optim, cls)(tensors, foreach=False, **settings)
+    for step in gradients:
+        for tensor, g in zip(tensors, step):
+            tensor.grad = torch.tensor(g, dtype=torch.float64)
+        framework.step()
+    return [t.detach().numpy().copy() for t in tensors]
+
+
+def _optax(optimizer, start, gradients):
+    optax, jax = pytest.importorskip("optax"), pytest.importorskip("jax")
+    h, rule = optimizer.hyperparameters, optimizer.name
+    with jax.enable_x64(True):  # thread-local, unlike jax.config.update("jax_enable_x64", True)
+        if rule == "sgd":
+            tx = optax.sgd(h["lr"], momentum=h["momentum"] or None, nesterov=h["nesterov"])
+        elif rule in ("adam", "adamw"):
+            make = optax.adamw if rule == "adamw" else optax.amsgrad if h["amsgrad"] else optax.adam
+            extra = {"weight_decay": h["weight_decay"]} if rule == "adamw" else {}
+            tx = make(h["lr"], b1=h["betas"][0], b2=h["betas"][1], eps=h["eps"], eps_root=h["eps_root"], **extra)
+        elif rule == "rmsprop":
+            tx = optax.rmsprop(h["lr"], decay=h["alpha"], eps=h["eps"], centered=h["centered"],
+                               momentum=h["momentum"] or None)
+        else:
+            tx = optax.adagrad(h["lr"], initial_accumulator_value=h["initial_accumulator_value"], eps=h["eps"])
+        if h["weight_decay"] and rule != "adamw":
+            tx = optax.chain(optax.add_decayed_weights(h["weight_decay"]), tx)
+        params = [jax.numpy.asarray(a) for a in start]
+        state = tx.init(params)
+        for step in gradients:
+            updates, state = tx.update([jax.numpy.asarray(g) for g in step], state, params)
+            params = optax.apply_updates(params, updates)
+        assert all(p.dtype == np.float64 for p in params)
+        return [np.asarray(p) for p in params]
+
+
+def _framework(optimizer, start, gradients):
+    return (_torch if optimizer.convention == "torch" else _optax)(optimizer, start, gradients)
+
+
+CONFIGS = [  # (rule, non-default settings, the conventions that can express them)
+    ("sgd", {}, BOTH), ("sgd", dict(momentum=0.9), BOTH),
+    ("sgd", dict(momentum=0.9, nesterov=True, weight_decay=0.01), BOTH),
+    ("sgd", dict(momentum=0.9, dampening=0.5, weight_decay=0.01), ("torch",)),
+    ("adam", {}, BOTH), ("adam", dict(amsgrad=True), BOTH),
+    ("adam", dict(amsgrad=True, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-3), BOTH),
+    ("adam", dict(eps_root=1e-8, betas=(0.5, 0.9)), ("optax",)),
+    ("adamw", {}, BOTH), ("adamw", dict(weight_decay=0.3, betas=(0.85, 0.95), eps=1e-6), BOTH),
+    ("adamw", dict(amsgrad=True), ("torch",)),
+    ("rmsprop", {}, BOTH), ("rmsprop", dict(centered=True), BOTH),
+    ("rmsprop", dict(momentum=0.5, centered=True, weight_decay=0.1, alpha=0.8, eps=1e-6), BOTH),
+    ("adagrad", {}, BOTH), ("adagrad", dict(lr_decay=0.1, initial_accumulator_value=0.5, weight_decay=0.1), ("torch",)),
+    ("adagrad", dict(initial_accumulator_value=0.5, weight_decay=0.1, eps=1e-3), BOTH),
+]
+AGAINST_FRAMEWORKS = [Optimizer(rule, c, lr=LR[rule], **settings) for rule, settings, where in CONFIGS for c in where]
+
+
+@pytest.mark.parametrize("optimizer", AGAINST_FRAMEWORKS, ids=_id)
+def test_the_reference_matches_its_framework_on_backprop_gradients(optimizer):
+    params, state, gradients = _by_hand(optimizer)
+    assert state.count == len(gradients) == 12
+    _close(params, train(NET, PARAMS, X, Y, BATCHES, optimizer).params)
+    worst = _worst(_framework(optimizer, _flat(PARAMS), gradients), _flat(params))
+    assert worst <= 1e-12, f"{optimizer.describe()}: max relative difference {worst:.1e}"
+
+
+# --- 4. where the conventions part at the same nominal settings: one parameter theta = 0.05 -------------------------
+
+def _reference(optimizer, start, gradients):
+    params = [(a, None) for a in start]  # each array a weight without a bias
+    state = init_state(optimizer, params)
+    for step in gradients:
+        params, state = optimizer_update(optimizer, state, params, [(g, None) for g in step])
+    return [w for w, _ in params]
+
+
+def _steps(optimizer, gs, run=_reference):
+    """Each step's theta_before - theta_after for one parameter theta_0 = 0.05 fed the gradients gs."""
+    thetas = [0.05, *(float(run(optimizer, [np.array([0.05])], [[np.array([g])] for g in gs[:k]])[0][0])
+                      for k in range(1, len(gs) + 1))]
+    return np.array([before - after for before, after in itertools.pairwise(thetas)])
+
+
+def _apart(a, b):
+    return abs(a - b) / max(abs(a), abs(b))
+
+
+def test_rmsprop_eps_outside_the_root_in_torch_inside_in_optax_10x_at_g_1e_4():
+    torch, optax = (_steps(Optimizer("rmsprop", c, lr=0.01, alpha=0.99, eps=1e-8), [1e-4])[0] for c in BOTH)
+    np.testing.assert_allclose(torch, 0.01 * 1e-4 / (math.sqrt(0.01 * 1e-8) + 1e-8), rtol=1e-12)
+    np.testing.assert_allclose(optax, 0.01 * 1e-4 / math.sqrt(0.01 * 1e-8 + 1e-8), rtol=1e-12)
+    assert torch / optax == pytest.approx(10.0398, rel=1e-5)  # 1e-4 / (1e-5 + 1e-8) over 1e-4 / sqrt(1.01e-8)
+
+
+def test_rmsprop_default_alpha_0_99_in_torch_0_9_in_optax_sqrt_10_on_the_first_step():
+    assert Optimizer("rmsprop").alpha == pytest.approx(0.99)
+    assert Optimizer("rmsprop", "optax", lr=1).alpha == pytest.approx(0.9)
+    torch, optax = (_steps(Optimizer("rmsprop", c, lr=0.01, eps=0.0), [1e-4])[0] for c in BOTH)
+    assert torch / optax == pytest.approx(math.sqrt(10), rel=1e-12)  # lr / sqrt(1 - alpha), eps aside
+    torch, optax = (_steps(Optimizer("rmsprop", c, lr=0.01), [1e-4])[0] for c in BOTH)
+    assert torch / optax == pytest.approx(10.4776, rel=1e-5)  # all defaults: alpha and eps together
+
+
+def test_adagrad_accumulator_0_or_0_1_and_eps_outside_or_inside_the_root_99_7_percent_apart_at_g_1e_3():
+    torch, optax = (_steps(Optimizer("adagrad", c, lr=0.01), [1e-3])[0] for c in BOTH)
+    np.testing.assert_allclose(torch, 0.01 * 1e-3 / (1e-3 + 1e-10), rtol=1e-12)
+    np.testing.assert_allclose(optax, 0.01 * 1e-3 / math.sqrt(0.1 + 1e-6 + 1e-7), rtol=1e-12)
+    assert _apart(torch, optax) == pytest.approx(0.996838, abs=1e-6)  # optax's step is 1/316 of torch's
+
+
+def test_sgd_torch_first_momentum_step_ignores_dampening_optax_has_no_dampening():
+    dampened = _steps(Optimizer("sgd", lr=0.1, momentum=0.9, dampening=0.5), [0.3, 0.2])
+    undampened = _steps(Optimizer("sgd", lr=0.1, momentum=0.9), [0.3, 0.2])
+    optax = _steps(Optimizer("sgd", "optax", lr=0.1, momentum=0.9), [0.3, 0.2])
+    np.testing.assert_allclose(dampened[0], undampened[0], rtol=1e-15)  # buffer_1 = g_1, not (1 - 0.5) g_1
+    np.testing.assert_allclose(dampened[1], 0.1 * (0.9 * 0.3 + 0.5 * 0.2), rtol=1e-12)  # 0.037
+    from_zero = 0.1 * (0.9 * 0.5 * 0.3 + 0.5 * 0.2)  # 0.0235, a buffer dampened from zero
+    assert dampened[1] / from_zero == pytest.approx(0.037 / 0.0235, rel=1e-12)  # 1.574x
+    np.testing.assert_allclose(optax, undampened, rtol=1e-14)  # optax's trace is torch's at dampening 0: 0.03, 0.047
+    with pytest.raises(ValueError, match=r"optax\.sgd has no dampening"):
+        Optimizer("sgd", "optax", lr=0.1, momentum=0.9, dampening=0.5)
+
+
+def test_amsgrad_max_of_raw_v_in_torch_of_bias_corrected_v_in_optax_29_percent_apart_at_step_2():
+    # A large gradient, then one 100x smaller (b2 = 0.999). Step 1: both divide by sqrt(v_hat_1) = |g_1|. Step 2: v
+    # has shrunk, so each keeps its step-1 maximum: optax the bias-corrected v_hat_1 = g_1^2; torch the raw
+    # v_1 = (1 - b2) g_1^2, divided by this step's 1 - b2^2: g_1^2 / (1 + b2). Its root is sqrt(1 + b2) = 1.414x
+    # smaller, so torch's second step is 1.414x optax's: 1 - 1 / sqrt(1.999) = 29.27% apart, whatever the scale of g.
+    torch, optax = (_steps(Optimizer("adam", c, lr=0.01, amsgrad=True), [0.5, 0.005]) for c in BOTH)
+    np.testing.assert_allclose(torch[0], optax[0], rtol=1e-15)
+    assert _apart(torch[1], optax[1]) == pytest.approx(1 - 1 / math.sqrt(1.999), rel=1e-6)  # 0.292716
+    assert torch[1] / optax[1] == pytest.approx(1.41386, rel=1e-5)
+
+
+def test_adamw_default_weight_decay_1e_2_in_torch_1e_4_in_optax_100x_the_decay():
+    torch, optax = Optimizer("adamw"), Optimizer("adamw", "optax", lr=1e-3)
+    assert torch.weight_decay == pytest.approx(1e-2) and optax.weight_decay == pytest.approx(1e-4)
+    decay = [_steps(o, [0.3])[0] - _steps(dataclasses.replace(o, weight_decay=0.0), [0.3])[0] for o in (torch, optax)]
+    np.testing.assert_allclose(decay, [1e-3 * 1e-2 * 0.05, 1e-3 * 1e-4 * 0.05], rtol=1e-6)  # lr wd theta
+    assert decay[0] / decay[1] == pytest.approx(100, rel=1e-6)
+
+
+def test_eps_root_is_optax_only_torch_refuses_it_and_it_shrinks_the_first_step_1_over_sqrt_2_at_g_1e_4():
+    for rule in ("adam", "adamw"):
+        with pytest.raises(ValueError, match="eps_root=1e-08 cannot be expressed in the torch convention"):
+            Optimizer(rule, eps_root=1e-8)
+    with_root, without = (_steps(Optimizer("adam", "optax", lr=1e-3, eps_root=r), [1e-4])[0] for r in (1e-8, 0.0))
+    assert with_root / without == pytest.approx((1e-4 + 1e-8) / (math.sqrt(2e-8) + 1e-8), rel=1e-12)  # 0.70717
+
+
+SIDES = [  # the two sides of each divergence above
+    (o, gs) for c in BOTH for o, gs in [
+        (Optimizer("rmsprop", c, lr=0.01, alpha=0.99, eps=1e-8), [1e-4]), (Optimizer("rmsprop", c, lr=0.01), [1e-4]),
+        (Optimizer("rmsprop", c, lr=0.01, eps=0.0), [1e-4]), (Optimizer("adagrad", c, lr=0.01), [1e-3]),
+        (Optimizer("sgd", c, lr=0.1, momentum=0.9), [0.3, 0.2]), (Optimizer("adamw", c, lr=1e-3), [0.3]),
+        (Optimizer("adam", c, lr=0.01, amsgrad=True), [0.5, 0.005])]
+] + [(Optimizer("sgd", lr=0.1, momentum=0.9, dampening=0.5), [0.3, 0.2]),
+     (Optimizer("adam", "optax", lr=1e-3, eps_root=1e-8), [1e-4])]
+
+
+@pytest.mark.parametrize(("optimizer", "gs"), SIDES, ids=[_id(o) for o, _ in SIDES])
+def test_each_side_of_a_divergence_matches_its_framework(optimizer, gs):
+    np.testing.assert_allclose(_steps(optimizer, gs), _steps(optimizer, gs, _framework), rtol=1e-12)
