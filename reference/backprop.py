@@ -162,8 +162,7 @@ def forward(network: Network, params: Any, x: Any) -> np.ndarray:
 
     Raises ReferenceOverflow, naming the array, where float64 overflows.
     """
-    params = check_params(network, params)
-    x = check_x(network, x)
+    params, x = check_params(network, params, copy=False), check_x(network, x, copy=False)  # read only (speed)
     with raising("forward", network, params, x, None):
         _, activations = _forward(network, params, x)
     return activations[-1]
@@ -171,8 +170,8 @@ def forward(network: Network, params: Any, x: Any) -> np.ndarray:
 
 def loss(network: Network, params: Any, x: Any, y: Any) -> float:
     """Return the loss J of the batch (x, y), reduced as the network says."""
-    params = check_params(network, params)
-    x, y = check_data(network, x, y)
+    params = check_params(network, params, copy=False)  # read only (speed)
+    x, y = check_data(network, x, y, copy=False)
     with raising("loss", network, params, x, y):
         return float(_loss(network, params, x, y))
 
@@ -183,8 +182,8 @@ def loss_and_gradients(network: Network, params: Any, x: Any, y: Any) -> tuple[f
     This is the oracle every adapter is judged against. Raises
     ReferenceOverflow, naming the array, where float64 overflows.
     """
-    params = check_params(network, params)
-    x, y = check_data(network, x, y)
+    params = check_params(network, params, copy=False)  # read only (speed)
+    x, y = check_data(network, x, y, copy=False)
     with raising("loss_and_gradients", network, params, x, y):
         return _loss_and_gradients(network, params, x, y)
 

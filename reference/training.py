@@ -108,12 +108,27 @@ def sgd_step(network: Network, params: Any, x: Any, y: Any, learning_rate: float
 
     theta <- theta - learning_rate * dJ/dtheta; the inputs are left untouched.
     """
-    params = check_params(network, params)  # fresh copies: updated in place below
-    x, y = check_data(network, x, y)
+    params = check_params(network, params, copy=False)  # read only: the step is written into the gradients
+    x, y = check_data(network, x, y, copy=False)
     learning_rate = check_learning_rate(learning_rate)
     with raising("sgd_step", network, params, x, y, learning_rate=learning_rate):
-        _train_step(network, params, x, y, learning_rate)
-    return params
+        _, arrays = _backprop(network, params, x, y)
+        return _descended_into_gradients(params, arrays.grads, learning_rate)
+
+
+def _descended_into_gradients(params: Params, grads: Params, learning_rate: float) -> Params:
+    """Return theta - learning_rate * dJ/dtheta for every parameter, written over ``grads`` (which the caller
+    owns): theta + (-learning_rate * grad), bit for bit ``_sgd_update``'s numbers, without a copy of theta."""
+    for layer, ((weight, bias), (d_weight, d_bias)) in enumerate(zip(params, grads), start=1):
+        for kind, theta, gradient in (("W", weight, d_weight), ("b", bias, d_bias)):
+            if theta is None:
+                continue
+            try:
+                gradient *= -learning_rate
+                gradient += theta
+            except FloatingPointError:
+                raise UpdateOverflow(parameter_name(layer, kind)) from None
+    return grads
 
 
 def iterations_per_epoch(n_samples: int, batch_size: int, drop_last: bool = False) -> int:

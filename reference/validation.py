@@ -20,8 +20,9 @@ from backprop_conformance.reference.network import Network, Params
 #: NumPy >= 1.25 keeps its warnings in numpy.exceptions.
 _COMPLEX_WARNING = np.exceptions.ComplexWarning if hasattr(np, "exceptions") else np.ComplexWarning
 
-def _float_array(value: Any, field: str) -> np.ndarray:
-    """Return a float64 copy of ``value``, or raise naming ``field``.
+def _float_array(value: Any, field: str, copy: bool = True) -> np.ndarray:
+    """Return a float64 copy of ``value`` (without ``copy``, ``value`` itself where it already is a float64
+    array: for callers that only read it), or raise naming ``field``.
 
     Complex numbers are refused, never cast (the cast would drop the
     imaginary part), and so are strings, even numeric ones.
@@ -34,7 +35,7 @@ def _float_array(value: Any, field: str) -> np.ndarray:
                 raise TypeError(f"{field} is complex ({found.dtype}); real numbers are required")
             if found.dtype.kind in "USV":
                 raise TypeError(f"{field} is not a numeric array: it holds {found.dtype} values")
-            array = np.array(found, dtype=np.float64, copy=True)
+            array = np.array(found, dtype=np.float64, copy=True) if copy else np.asarray(found, dtype=np.float64)
     except _COMPLEX_WARNING:
         raise TypeError(f"{field} holds complex numbers; real numbers are required") from None
     except TypeError as error:
@@ -47,7 +48,12 @@ def _float_array(value: Any, field: str) -> np.ndarray:
 
 
 def _require_finite(array: np.ndarray, field: str) -> None:
+    with np.errstate(over="ignore", invalid="ignore"):  # a finite sum means finite entries: one pass, no mask
+        if np.isfinite(np.sum(array)):  # (speed; an overflowing sum of finite entries takes the long way)
+            return
     bad = ~np.isfinite(array)
+    if not bad.any():
+        return
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
@@ -55,8 +61,12 @@ def _require_finite(array: np.ndarray, field: str) -> None:
         )
 
 
-def check_params(network: Network, params: Any) -> Params:
-    """Return float64 copies of ``params`` after checking them against ``network``."""
+def check_params(network: Network, params: Any, copy: bool = True) -> Params:
+    """Return float64 copies of ``params`` after checking them against ``network``.
+
+    ``copy=False``: the caller's float64 arrays themselves, for callers that
+    never write into them (speed: no copy of every parameter per call).
+    """
     if isinstance(params, (str, bytes, np.ndarray)) or not isinstance(params, Sequence):
         raise TypeError(f"params must be a list of (W, b) pairs, got {type(params).__name__}")
     if len(params) != network.depth:
@@ -70,7 +80,7 @@ def check_params(network: Network, params: Any) -> Params:
             raise TypeError(f"params[{index}] must be a (W, b) pair, got {pair!r:.80}")
         weight_name, bias_name = parameter_name(layer, "W"), parameter_name(layer, "b")
         n_out, n_in = network.sizes[layer], network.sizes[index]
-        weight = _float_array(pair[0], weight_name)
+        weight = _float_array(pair[0], weight_name, copy)
         if weight.shape != (n_out, n_in):
             raise ValueError(
                 f"{weight_name} has shape {weight.shape}; network {network.describe()} "
@@ -81,7 +91,7 @@ def check_params(network: Network, params: Any) -> Params:
         if network.bias:
             if bias is None:
                 raise ValueError(f"{bias_name} is None but the network has biases")
-            bias = _float_array(bias, bias_name)
+            bias = _float_array(bias, bias_name, copy)
             if bias.shape != (n_out,):
                 raise ValueError(f"{bias_name} has shape {bias.shape}; the network needs {(n_out,)}")
             _require_finite(bias, bias_name)
@@ -93,9 +103,9 @@ def check_params(network: Network, params: Any) -> Params:
     return checked
 
 
-def check_x(network: Network, x: Any) -> np.ndarray:
-    """Return x as a float64 (m, n_0) array with m >= 1 and finite entries."""
-    x = _float_array(x, "x")
+def check_x(network: Network, x: Any, copy: bool = True) -> np.ndarray:
+    """Return x as a float64 (m, n_0) array with m >= 1 and finite entries (a copy unless ``copy=False``)."""
+    x = _float_array(x, "x", copy)
     if x.ndim != 2 or x.shape[1] != network.sizes[0]:
         raise ValueError(f"x has shape {x.shape}; the network needs (m, {network.sizes[0]})")
     if x.shape[0] < 1:
@@ -137,9 +147,9 @@ def check_y(network: Network, y: Any, n_samples: int) -> np.ndarray:
     return targets
 
 
-def check_data(network: Network, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Return checked ``(x, y)``."""
-    x = check_x(network, x)
+def check_data(network: Network, x: Any, y: Any, copy: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Return checked ``(x, y)`` (x a copy unless ``copy=False``; y always new)."""
+    x = check_x(network, x, copy)
     return x, check_y(network, y, x.shape[0])
 
 
