@@ -10,7 +10,9 @@ stdout; what it writes to stderr is kept for error messages. The protocol
 ``{"method": "loss_and_gradients", "network": {...}, "params": [[W, b], ...], "x": ..., "y": ...}``
     -> ``{"loss": ..., "grads": [[dW, db], ...]}``
 ``sgd_step`` (adds ``learning_rate``) -> ``{"params": ...}``;
-``train`` (adds ``batches``, ``learning_rate``) -> ``{"losses": [...], "params": ...}``;
+``train`` (adds ``batches``, ``learning_rate``) -> ``{"losses": [...], "params": ...}``; a process whose
+    ``describe`` lists ``"optimizers": ["torch"]`` (or ``"optax"``) also gets ``"optimizer"``, the spec's
+    ``Optimizer.to_json()``, in ``train`` requests with an optimizer;
 ``forward`` -> ``{"output": [[...]]}``, if ``describe`` lists it.
 Any request may get ``{"error": "..."}`` or ``{"unsupported": "reason"}``.
 
@@ -37,6 +39,7 @@ import numpy as np
 
 from backprop_conformance.adapters.protocol import AdapterError, Trajectory, Unsupported
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.optimizers import OPTIMIZER_CONVENTIONS, Optimizer
 
 PROTOCOL_METHODS = ("forward", "loss_and_gradients", "sgd_step", "train")
 
@@ -137,8 +140,14 @@ class CommandAdapter:
             raise AdapterError(f"command {command!r}: describe answered no 'name': {described!r:.200}")
         if not isinstance(methods, list) or "loss_and_gradients" not in methods:
             raise AdapterError(f"command {command!r}: describe's 'methods' must list loss_and_gradients: {methods!r}")
+        optimizers = described.get("optimizers", [])
+        if not isinstance(optimizers, list) or not set(optimizers) <= set(OPTIMIZER_CONVENTIONS):
+            raise AdapterError(f"command {command!r}: describe's 'optimizers' must list conventions of "
+                               f"{', '.join(OPTIMIZER_CONVENTIONS)}: {optimizers!r:.100}")
         self.name, self.dtype = name, dtype
         self.methods = tuple(method for method in methods if method in PROTOCOL_METHODS)
+        if optimizers:  # its train takes an optimizer in these conventions (adapters.optimizer_support)
+            self.optimizer_conventions = tuple(optimizers)
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._process is None or self._process.process.poll() is not None:
@@ -148,6 +157,8 @@ class CommandAdapter:
     def __getattr__(self, method: str) -> Any:
         """Offer exactly the methods ``describe`` listed (the protocol then derives the others)."""
         if method in PROTOCOL_METHODS and method in self.__dict__.get("methods", ()):
+            if method == "train" and "optimizer_conventions" in self.__dict__:
+                return self._train_with
             return getattr(self, f"_{method}")
         raise AttributeError(method)
 
@@ -179,8 +190,14 @@ class CommandAdapter:
 
     def _train(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, batches: list,
                learning_rate: float) -> Trajectory:
+        return self._train_with(network, params, x, y, batches, learning_rate)
+
+    def _train_with(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, batches: list,
+                    learning_rate: float, optimizer: Optimizer | None = None) -> Trajectory:
+        more = {} if optimizer is None else {"optimizer": optimizer.to_json()}
         request = self._case("train", network, params, x, y=np.asarray(y).tolist(),
-                             batches=[np.asarray(batch).tolist() for batch in batches], learning_rate=learning_rate)
+                             batches=[np.asarray(batch).tolist() for batch in batches], learning_rate=learning_rate,
+                             **more)
         losses, params = self._answer(request, "losses", "params")
         return Trajectory(np.array(losses, dtype=np.float64), _params_from_json(params, "params"))
 

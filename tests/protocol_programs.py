@@ -13,7 +13,8 @@ of ``adapters.command_adapter`` on stdin and stdout:
 - ``error``: answers calls with ``{"error": ...}``;
 - ``wrong-shape``: answers gradients of the transposed shape;
 - ``no-describe``: exits before answering anything;
-- ``nameless``: describes itself without a name.
+- ``nameless``: describes itself without a name;
+- ``optimizers``: the reference, and its train takes optimizers of both conventions.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def _reference_answer(request: dict, mode: str) -> dict:
         return {"params": _json_params(reference.sgd_step(network, params, x, y, request["learning_rate"]))}
     if method == "train":
         batches = [np.array(batch, dtype=np.int64) for batch in request["batches"]]
-        trajectory = reference.train(network, params, x, y, batches, request["learning_rate"])
+        optimizer = request.get("optimizer")
+        rule = request["learning_rate"] if optimizer is None else reference.Optimizer(**optimizer)
+        trajectory = reference.train(network, params, x, y, batches, rule)
         return {"losses": trajectory.losses.tolist(), "params": _json_params(trajectory.params)}
     return {"error": f"unknown method {method!r}"}
 
@@ -71,6 +74,8 @@ def main(mode: str) -> None:
             answer: dict | str = {"name": f"python {mode}", "dtype": "float64", "methods": methods}
             if mode == "nameless":
                 del answer["name"]
+            if mode == "optimizers":
+                answer["optimizers"] = ["torch", "optax"]
         elif mode == "crash":
             print("segmentation fault (pretend)", file=sys.stderr)
             raise SystemExit(3)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from backprop_conformance import reference
-from backprop_conformance.adapters import AdapterError, load_adapter
+from backprop_conformance.adapters import AdapterError, Unsupported, load_adapter
 from backprop_conformance.adapters.boundary import AdapterCallError
 from backprop_conformance.reference.seeds import example
 
@@ -96,6 +96,30 @@ def test_the_reference_behind_the_protocol_conforms(tmp_path):
     result = _check("--command", program("reference"), "--max-examples", "10")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "python reference" not in result.stderr
+
+
+def test_a_process_that_declares_optimizers_gets_them_and_is_judged_in_both_conventions(tmp_path):
+    out = tmp_path / "check.json"
+    result = _check("--command", program("optimizers"), "-k", "test_optimizer_trajectory", "--max-examples", "15",
+                    "--json", str(out))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    [record] = json.loads(out.read_text())["records"]
+    assert record["verdict"] == "pass" and record["worst_ratio"] < 1e-6  # the reference itself, through JSON
+    adapter = load_adapter(f"command:{program('optimizers')}")
+    network = reference.Network((2, 1), ("identity",), "mse")
+    params, x, y = [(np.array([[0.5, -0.25]]), np.array([0.1]))], np.array([[1.0, 2.0]]), np.array([[0.3]])
+    optimizer = reference.Optimizer("rmsprop", "optax", lr=0.01)
+    got = adapter.train(network, params, x, y, [np.array([0])] * 3, optimizer.lr, optimizer)
+    expected = reference.train(network, params, x, y, [np.array([0])] * 3, optimizer)
+    np.testing.assert_allclose(got.params[0][0], expected.params[0][0], rtol=1e-15)
+
+
+def test_a_process_without_optimizers_is_sgd_only():
+    adapter = load_adapter(f"command:{program('reference')}")
+    network = reference.Network((2, 1), ("identity",), "mse")
+    params, x, y = [(np.array([[0.5, -0.25]]), np.array([0.1]))], np.array([[1.0, 2.0]]), np.array([[0.3]])
+    with pytest.raises(Unsupported, match="plain gradient descent only"):
+        adapter.train(network, params, x, y, [np.array([0])], 0.1, reference.Optimizer("adam", lr=0.1))
 
 
 def test_unsupported_answers_are_not_applicable_not_failures():

@@ -18,17 +18,17 @@ from backprop_conformance.suite.profiles import suite_test
 from backprop_conformance.suite.strategies_optimizers import optimizer_cases
 
 
-def _convention(adapter) -> str:
+def _conventions(adapter) -> tuple[str, ...]:
     reason = optimizer_refusal(adapter.implementation, Optimizer("sgd", lr=0.1))
-    conventions = optimizer_conventions(adapter.implementation)
     if reason is not None and "convention" not in reason:
         session.record_not_applicable("trajectory", f"optimizers: {reason}")
         pytest.skip(f"not applicable: {reason}")
-    return conventions[0]
+    return optimizer_conventions(adapter.implementation)
 
 
 @suite_test
 @given(data=st.data())
 def test_optimizer_trajectory(adapter, data):
-    case = data.draw(optimizer_cases(_convention(adapter)), label="case")
+    convention = data.draw(st.sampled_from(_conventions(adapter)), label="convention")
+    case = data.draw(optimizer_cases(convention), label="case")
     check(adapter, case, compare_optimizer_train)
