@@ -70,9 +70,12 @@ class NumpyOptimizers(CorrectNumpy):
             state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * g
             state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * g * g
             shift = self.correction_shift
-            m_hat = state["m"] if shift is None else state["m"] / (1 - b1 ** (t + shift))
-            v_hat = state["v"] if shift is None else state["v"] / (1 - b2 ** (t + shift))
-            if o.amsgrad:
+            c1, c2 = (1.0, 1.0) if shift is None else (1 - b1 ** (t + shift), 1 - b2 ** (t + shift))
+            m_hat, v_hat = state["m"] / c1, state["v"] / c2
+            if o.amsgrad and o.convention == "torch":  # the maximum of the raw v, then corrected
+                state["v_max"] = np.maximum(state.get("v_max", 0.0), state["v"])
+                v_hat = state["v_max"] / c2
+            elif o.amsgrad:  # optax: the maximum of the corrected v
                 state["v_max"] = v_hat = np.maximum(state.get("v_max", 0.0), v_hat)
             root = np.sqrt(v_hat + o.eps) if self.eps_inside else np.sqrt(v_hat + o.eps_root) + o.eps
             new = theta - o.lr * m_hat / root

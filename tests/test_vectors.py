@@ -18,12 +18,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from backprop_conformance import cli
-from backprop_conformance.reference import Network, forward, loss_and_gradients, sgd_step, train
+from backprop_conformance.reference import Network, Optimizer, forward, loss_and_gradients, sgd_step, train
 from backprop_conformance.reference.conventions import REDUCTIONS
 from backprop_conformance.reference.specs import base
 from backprop_conformance.suite.case import ACTIVATION_SPECS, LOSS_SPECS
 from backprop_conformance.vectors.command import schema_bytes, vectors_bytes, vectors_document
 from tests.broken_adapters import CorrectNumpy
+from tests.optimizer_adapters import NumpyOptimizers
 from tests.variant_adapters import MseWithoutTwo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +101,8 @@ def test_every_vector_is_the_public_references_numbers_bit_for_bit(document):
         assert value == expected["loss"], where
         assert _same_params(grads, expected["grads"]), where
         assert _same_params(sgd_step(network, params, x, y, test["learning_rate"]), expected["step"]), where
-        trajectory = train(network, params, x, y, test["batches"], test["learning_rate"])
+        rule = Optimizer(**test["optimizer"]) if "optimizer" in test else test["learning_rate"]
+        trajectory = train(network, params, x, y, test["batches"], rule)
         assert np.array_equal(trajectory.losses, np.array(expected["train"]["losses"])), where
         assert _same_params(trajectory.params, expected["train"]["params"]), where
 
@@ -128,7 +130,7 @@ def test_the_grid_covers_every_activation_loss_reduction_and_bias(document):
 def test_edge_cases_are_there_and_every_flag_is_explained(document):
     flags = {flag for test in document["tests"] for flag in test["flags"]}
     assert {"document", "grid", "dead-units", "saturated", "softplus-threshold", "width-1", "batch-1", "wide-batch",
-            "deep", "random"} <= flags
+            "deep", "optimizer", "random"} <= flags
     assert flags <= set(document["notes"])
     assert sum("document" in t["flags"] for t in document["tests"]) == 3
     assert sum("random" in t["flags"] for t in document["tests"]) == COUNT
@@ -136,6 +138,18 @@ def test_edge_cases_are_there_and_every_flag_is_explained(document):
     assert {label for test in dead for label in test["conventions"]} >= {"relu'(0) = 0", "leaky_relu'(0) = 0.01"}
     assert all(test["result"] == "acceptable" for test in dead)
     assert all(test["result"] == "valid" for test in document["tests"] if not test["conventions"])
+
+
+def test_every_optimizer_is_there_in_both_conventions_on_the_same_draw(document):
+    tests = [test for test in document["tests"] if "optimizer" in test["flags"]]
+    names = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+    assert {(t["optimizer"]["name"], t["optimizer"]["convention"]) for t in tests} == set(
+        itertools.product(names, ("torch", "optax")))
+    for torch_test, optax_test in zip(tests[::2], tests[1::2]):
+        assert torch_test["params"] == optax_test["params"] and torch_test["batches"] == optax_test["batches"]
+        assert len(torch_test["batches"]) >= 10
+    rmsprop = [t for t in tests if t["optimizer"]["name"] == "rmsprop"]
+    assert all("eps on the wrong side of the root" in t["variants"] for t in rmsprop)
 
 
 def test_float32_tolerances_are_wider_or_absent_with_a_reason(document):
@@ -182,10 +196,16 @@ def _failures(implementation, test: dict, dtype: str = "float64") -> list[str]:
     judge_params("grads", grads, expected["grads"], allowed["grads"])
     judge_params("step", implementation.sgd_step(network, params, x, y, test["learning_rate"]), expected["step"],
                  allowed["step"])
-    losses = []
-    for batch in test["batches"]:
-        losses.append(implementation.loss_and_gradients(network, params, x[batch], y[batch])[0])
-        params = implementation.sgd_step(network, params, x[batch], y[batch], test["learning_rate"])
+    if "optimizer" in test:  # an optimizer written apart from the reference (tests.optimizer_adapters)
+        trainer = type("Trainer", (NumpyOptimizers, type(implementation)), {})()  # its gradients, our optimizers
+        trained = trainer.train(network, params, x, y, test["batches"], test["learning_rate"],
+                                Optimizer(**test["optimizer"]))
+        losses, params = list(trained.losses), trained.params
+    else:
+        losses = []
+        for batch in test["batches"]:
+            losses.append(implementation.loss_and_gradients(network, params, x[batch], y[batch])[0])
+            params = implementation.sgd_step(network, params, x[batch], y[batch], test["learning_rate"])
     judge("train losses", np.array(losses), np.array(expected["train"]["losses"]),
           np.array(allowed["train"]["losses"]))
     judge_params("train", params, expected["train"]["params"], allowed["train"]["params"])

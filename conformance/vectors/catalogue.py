@@ -16,11 +16,12 @@ import numpy as np
 
 from backprop_conformance.reference.conventions import REDUCTIONS, REQUIRED_OUTPUT_ACTIVATION
 from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.optimizers import Optimizer
 from backprop_conformance.reference.seeds import EXAMPLES, example
 from backprop_conformance.reference.specs import base
 from backprop_conformance.reference.training import batch_schedule
 from backprop_conformance.suite.case import ACTIVATION_SPECS, LOSS_SPECS, Case
-from backprop_conformance.suite.expectations import OutsideModel, expect_train
+from backprop_conformance.suite.expectations import OutsideModel, expect_optimizer_train, expect_train
 
 #: Random networks beyond the fixed coverage, unless --count says otherwise.
 DEFAULT_COUNT = 50
@@ -76,7 +77,10 @@ def _draw(seed: int, part: int, index: int, network: Network, samples: int,
         if change is not None:
             case = change(case)
         try:
-            expect_train(case, "float64")
+            if case.optimizer is None:
+                expect_train(case, "float64")
+            else:
+                expect_optimizer_train(case, case.optimizer, "float64")
         except OutsideModel:
             continue
         return case
@@ -168,6 +172,32 @@ def edges(seed: int) -> Iterator[VectorCase]:
         yield VectorCase(f"{what}: {network.describe()}", flags, _draw(seed, 2, index, network, samples))
 
 
+#: Optimizers of the vectors: each rule at its defaults and with settings that move it, in both conventions.
+OPTIMIZER_SETTINGS = (
+    ("sgd", {"lr": 0.1, "momentum": 0.9}),
+    ("sgd", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("adam", {"lr": 0.01}), ("adam", {"lr": 0.01, "amsgrad": True, "betas": (0.8, 0.99), "weight_decay": 0.1}),
+    ("adamw", {"lr": 0.01}), ("rmsprop", {"lr": 0.01}), ("rmsprop", {"lr": 0.01, "centered": True, "momentum": 0.5}),
+    ("adagrad", {"lr": 0.1}),
+)
+
+
+def optimizer_cases(seed: int) -> Iterator[VectorCase]:
+    """Every optimizer setting of OPTIMIZER_SETTINGS in torch's and optax's convention, on a 3-4-2 network
+    trained over 3 shuffled epochs of batches of 2 of 7 samples (12 steps, a partial batch in each epoch)."""
+    network = Network((3, 4, 2), ("tanh", "identity"), "mse")
+    for index, (name, settings) in enumerate(OPTIMIZER_SETTINGS):
+        schedule = batch_schedule(7, 2, epochs=3, seed=index)
+        for convention in ("torch", "optax"):  # the same draw for both: the two conventions side by side
+            optimizer = Optimizer(name, convention, **settings)
+
+            def with_optimizer(case: Case, optimizer: Optimizer = optimizer, batches: list = schedule) -> Case:
+                return Case(case.network, case.params, case.x, case.y, optimizer.lr, batches, optimizer=optimizer)
+
+            yield VectorCase(f"optimizer: {optimizer.describe()}", ("optimizer",),
+                             _draw(seed, 5, index, network, 7, change=with_optimizer))
+
+
 def random_cases(seed: int, count: int) -> Iterator[VectorCase]:
     """``count`` networks of 1 to 4 layers of width 1 to 6, any pieces, batch 1 to 8, rate 0.01 to 1."""
     for index in range(count):
@@ -186,5 +216,5 @@ def random_cases(seed: int, count: int) -> Iterator[VectorCase]:
 
 
 def vector_cases(seed: int, count: int = DEFAULT_COUNT) -> list[VectorCase]:
-    """Return every case of the file for ``seed``, in order: documents, grid, edges, random."""
-    return [*documents(), *grid(seed), *edges(seed), *random_cases(seed, count)]
+    """Return every case of the file for ``seed``, in order: documents, grid, edges, optimizers, random."""
+    return [*documents(), *grid(seed), *edges(seed), *optimizer_cases(seed), *random_cases(seed, count)]

@@ -39,6 +39,8 @@ NOTES = {
     "batch-1": "A batch of one sample.",
     "wide-batch": "A batch of 16 samples.",
     "deep": "Five layers of different activations.",
+    "optimizer": "expected.train is training with the test's optimizer (momentum, Nesterov, weight decay, Adam, "
+                 "AMSGrad, AdamW, RMSprop, Adagrad), in torch's or optax's convention, on the same draw for both.",
     "random": "A network drawn from the seed: 1 to 4 layers of width 1 to 6, any activations and loss.",
 }
 

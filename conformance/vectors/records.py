@@ -26,6 +26,7 @@ from backprop_conformance.suite.expectations import (
     OutsideModel,
     expect_forward,
     expect_loss_and_gradients,
+    expect_optimizer_train,
     expect_sgd_step,
     expect_train,
 )
@@ -46,8 +47,9 @@ def params_json(params: Params) -> list:
 
 def _expectations(case: Case, dtype: str) -> dict[str, Expected]:
     """Return each comparison's expectation in ``dtype``, by the call it judges; raise OutsideModel."""
+    train = expect_train(case, dtype) if case.optimizer is None else expect_optimizer_train(case, case.optimizer, dtype)
     return {"forward": expect_forward(case, dtype), "loss_and_gradients": expect_loss_and_gradients(case, dtype),
-            "sgd_step": expect_sgd_step(case, dtype), "train": expect_train(case, dtype)}
+            "sgd_step": expect_sgd_step(case, dtype), "train": train}
 
 
 def _json(expectations: dict[str, Expected], allowed: bool) -> dict[str, Any]:
@@ -138,6 +140,7 @@ def vector_record(identifier: int, vector: VectorCase) -> dict[str, Any]:
         "y": case.y.tolist(),
         "learning_rate": case.learning_rate,
         "batches": [batch.tolist() for batch in case.batches],
+        **({} if case.optimizer is None else {"optimizer": case.optimizer.to_json()}),
         "expected": _json(float64, allowed=False),
         "tolerance": tolerance,
         "outside_model": outside,
