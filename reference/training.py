@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop_conformance.reference.backprop import Workspace, _backprop, _loss_and_gradients
+from backprop_conformance.reference.backprop import Workspace, _backprop
 from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Network, Params
 from backprop_conformance.reference.optimizer_rules import OptimizerState, init_state, optimizer_update
@@ -226,10 +226,23 @@ def _train_with(network: Network, params: Params, x: np.ndarray, y: np.ndarray, 
                 optimizer: Optimizer, state: OptimizerState | None) -> Trajectory:
     state = _checked_state(optimizer, state, params)
     losses = np.empty(len(batches))
+    workspaces: dict[int, Workspace] = {}  # as in train: the last step's arrays per batch size (speed)
     for iteration, batch in enumerate(batches):
         x_batch, y_batch = x[batch], y[batch]
         step = f"step {state.count + 1} ({len(batch)} samples) of {optimizer.describe()}: "
         with raising("train", network, params, x_batch, y_batch, step=step, learning_rate=optimizer.lr):
-            losses[iteration], grads = _loss_and_gradients(network, params, x_batch, y_batch)
-            params, state = optimizer_update(optimizer, state, params, grads)
+            losses[iteration], params, state, workspaces[len(batch)] = _optimizer_train_step(
+                network, params, x_batch, y_batch, optimizer, state, workspaces.get(len(batch)))
     return Trajectory(losses=losses, params=params, state=state)
+
+
+def _optimizer_train_step(network: Network, params: Params, x: np.ndarray, y: np.ndarray, optimizer: Optimizer,
+                          state: OptimizerState, workspace: Workspace | None = None) -> tuple:
+    """Return J, the new params and state, and the step's workspace: one iteration with ``optimizer``.
+
+    ``workspace`` (an earlier step's, same shapes) is overwritten instead of allocating (speed); the
+    update makes new params and state and keeps nothing of it.
+    """
+    value, arrays = _backprop(network, params, x, y, out=workspace)
+    params, state = optimizer_update(optimizer, state, params, arrays.grads)
+    return value, params, state, arrays

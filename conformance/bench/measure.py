@@ -155,6 +155,7 @@ def time_size(
                 "family": implementation.family,
                 "dtype": implementation.dtype,
                 "threads": "one core" if implementation.one_core else "default",
+                "group": implementation.group,
                 "own_kernels": implementation.own_kernels,
                 **{key: value for key, value in ready.items() if key != "warm_step_seconds"},
                 "steps_per_sample": max(1, math.ceil(sample_seconds / max(ready["warm_step_seconds"], 1e-9))),
@@ -192,7 +193,7 @@ def time_size(
 
 def _ratios(results: dict, threads: str) -> dict:
     """Return reference / fastest float64 framework among implementations with the same ``threads``."""
-    group = {name: result for name, result in results.items() if result["threads"] == threads}
+    group = {name: result for name, result in results.items() if result.get("group", result["threads"]) == threads}
     frameworks = [name for name, r in group.items() if r["family"] != "reference" and r["dtype"] == "float64"]
     if not frameworks:
         return {}

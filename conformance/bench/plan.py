@@ -16,6 +16,12 @@ model built and the batch in memory, of:
                         loss and the ``optax.sgd`` update, params and optimizer
                         state donated; compiled before timing; every timed
                         batch of steps ends with ``jax.block_until_ready``.
+``reference loss_and_gradients``  the public call alone, validated: compared with
+                        the frameworks' whole step.
+``... adam``            the same steps with Adam at its defaults (lr 0.01):
+                        ``reference.optimizer_step`` (public), one iteration of
+                        ``reference.train`` with the optimizer, ``torch.optim.Adam``
+                        and ``optax.adam``; their ratios form a group of their own.
 
 Every implementation chains its steps (each starts from the params the last
 one produced) at a small learning rate. The frameworks run in float64, the
@@ -41,15 +47,22 @@ from typing import Any
 import numpy as np
 
 from backprop_conformance.bench.steppers import (
+    ReferenceAdamPublicStepper,
+    ReferenceAdamTrainStepper,
+    ReferenceGradientsStepper,
     ReferencePublicStepper,
     ReferenceTrainStepper,
+    adam,
+    jax_adam_float64,
     jax_float32,
     jax_float64,
+    torch_adam_float64,
     torch_float32,
     torch_float64,
 )
 from backprop_conformance.reference.network import Network, Params, init_params
 from backprop_conformance.reference.seeds import example
+from backprop_conformance.reference.training import sgd_step, train
 
 DEFAULT_OUT = "reports"
 MARKDOWN_FILE = "performance.md"
@@ -115,6 +128,13 @@ class Implementation:
     one_core: bool = False
     #: True: run without ``OPENBLAS_CORETYPE``, so that OpenBLAS picks its kernels for this CPU itself.
     own_kernels: bool = False
+    #: The update rule: "sgd", or "adam" (torch.optim.Adam, optax.adam, the reference's at their defaults).
+    rule: str = "sgd"
+
+    @property
+    def group(self) -> str:
+        """The group whose ratios are taken among themselves (``GROUPS``)."""
+        return "adam" if self.rule == "adam" else "one core" if self.one_core else "default"
 
 
 def step_flops(network: Network, batch: int) -> int:
@@ -140,12 +160,15 @@ def bench_data(size: BenchSize, seed: int = 0) -> tuple[Params, np.ndarray, np.n
 
 
 REFERENCE_PUBLIC, REFERENCE_TRAIN = "reference sgd_step", "reference train step"
+REFERENCE_GRADIENTS = "reference loss_and_gradients"
+REFERENCE_ADAM_PUBLIC, REFERENCE_ADAM_TRAIN = "reference optimizer_step adam", "reference train step adam"
 ONE_CORE = ", 1 core"
 #: The variable that, when this environment sets it, names NumPy's OpenBLAS kernels instead of its detection.
 CORETYPE_VARIABLE = "OPENBLAS_CORETYPE"
 OWN_KERNELS = f", {CORETYPE_VARIABLE} unset"
 IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(REFERENCE_PUBLIC, "reference", "float64", ReferencePublicStepper),
+    Implementation(REFERENCE_GRADIENTS, "reference", "float64", ReferenceGradientsStepper),
     Implementation(REFERENCE_TRAIN, "reference", "float64", ReferenceTrainStepper),
     # Measured only where the environment sets OPENBLAS_CORETYPE (see ``blas_pinned``).
     Implementation(REFERENCE_TRAIN + OWN_KERNELS, "reference", "float64", ReferenceTrainStepper, own_kernels=True),
@@ -162,9 +185,22 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     ),
     Implementation("torch eager float64" + ONE_CORE, "torch", "float64", torch_float64, one_core=True),
     Implementation("jax.jit float64" + ONE_CORE, "jax", "float64", jax_float64, one_core=True),
+    # Adam at each one's defaults (the same rule: adapters.divergences), default threads: its own group.
+    Implementation(REFERENCE_ADAM_PUBLIC, "reference", "float64", ReferenceAdamPublicStepper, rule="adam"),
+    Implementation(REFERENCE_ADAM_TRAIN, "reference", "float64", ReferenceAdamTrainStepper, rule="adam"),
+    Implementation("torch eager adam float64", "torch", "float64", torch_adam_float64, rule="adam"),
+    Implementation("jax.jit adam float64", "jax", "float64", jax_adam_float64, rule="adam"),
 )
-#: The groups whose ratios are taken among themselves: default threads, and held to one core.
-THREAD_GROUPS = ("default", "one core")
+#: The groups whose ratios are taken among themselves: default threads, held to one core, and Adam.
+THREAD_GROUPS = ("default", "one core", "adam")
+
+
+def expected_params(implementation: Implementation, network: Network, params: Params, x: np.ndarray,
+                    y: np.ndarray) -> Params:
+    """Return the reference's params after one step of ``implementation``'s rule: what it must compute."""
+    if implementation.rule == "adam":
+        return train(network, params, x, y, [np.arange(len(x))], adam("torch", LEARNING_RATE)).params
+    return sgd_step(network, params, x, y, LEARNING_RATE)
 
 
 def implementation_named(name: str) -> Implementation:

@@ -9,10 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from backprop_conformance.reference.backprop import Workspace
+from backprop_conformance.reference.backprop import Workspace, loss_and_gradients
 from backprop_conformance.reference.network import Network, Params
-from backprop_conformance.reference.training import _train_step, sgd_step
+from backprop_conformance.reference.optimizer_rules import init_state
+from backprop_conformance.reference.optimizers import Optimizer
+from backprop_conformance.reference.training import _optimizer_train_step, _train_step, optimizer_step, sgd_step
 from backprop_conformance.reference.validation import check_data, check_params
+
+
+def adam(convention: str, learning_rate: float) -> Optimizer:
+    """The optimizer of the bench's Adam steps: Adam at the convention's defaults."""
+    return Optimizer("adam", convention, lr=learning_rate)
 
 
 class ReferencePublicStepper:
@@ -44,15 +51,56 @@ class ReferenceTrainStepper(ReferencePublicStepper):
             )
 
 
+class ReferenceGradientsStepper(ReferencePublicStepper):
+    """``reference.loss_and_gradients`` called as a user would (no update: its params() applies one, untimed)."""
+
+    def steps(self, count: int) -> None:
+        for _ in range(count):
+            self.grads = loss_and_gradients(self.network, self.state, self.x, self.y)[1]
+
+    def params(self) -> Params:
+        return [(w - self.learning_rate * dw, None if b is None else b - self.learning_rate * db)
+                for (w, b), (dw, db) in zip(self.state, self.grads)]
+
+
+class ReferenceAdamPublicStepper(ReferencePublicStepper):
+    """``reference.optimizer_step`` with Adam (torch's convention), as a user would call it, state carried."""
+
+    def __init__(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float) -> None:
+        super().__init__(network, params, x, y, learning_rate)
+        self.optimizer, self.optimizer_state = adam("torch", learning_rate), None
+
+    def steps(self, count: int) -> None:
+        for _ in range(count):
+            self.state, self.optimizer_state = optimizer_step(self.network, self.state, self.x, self.y,
+                                                              self.optimizer, self.optimizer_state)
+
+
+class ReferenceAdamTrainStepper(ReferenceTrainStepper):
+    """One iteration of ``reference.train`` with Adam (torch's convention) on arrays validated once."""
+
+    def __init__(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float) -> None:
+        super().__init__(network, params, x, y, learning_rate)
+        self.optimizer = adam("torch", learning_rate)
+        self.optimizer_state = init_state(self.optimizer, self.state)
+
+    def steps(self, count: int) -> None:
+        for _ in range(count):
+            _, self.state, self.optimizer_state, self.workspace = _optimizer_train_step(
+                self.network, self.state, self.x, self.y, self.optimizer, self.optimizer_state, self.workspace)
+
+
 class TorchStepper:
     """torch eager: ``nn.Sequential``, torch's loss module, ``backward()``, ``optim.SGD``."""
 
     def __init__(
-        self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float, dtype: str
+        self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float, dtype: str,
+        rule: str = "sgd",
     ) -> None:
         import torch
 
         from backprop_conformance.adapters.torch_adapter import activation_module, loss_module
+        from backprop_conformance.adapters.torch_optimizers import torch_optimizer
 
         self.torch = torch
         torch_dtype = getattr(torch, dtype)
@@ -66,7 +114,8 @@ class TorchStepper:
                 modules += [layer, activation_module(torch.nn, activation)]
         self.model = torch.nn.Sequential(*modules)
         self.loss = loss_module(torch.nn, network.loss, network.reduction)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
+        self.optimizer = (torch.optim.SGD(self.model.parameters(), lr=learning_rate) if rule == "sgd" else
+                          torch_optimizer(torch, adam("torch", learning_rate), self.model.parameters()))
         self.x = torch.as_tensor(x, dtype=torch_dtype)
         self.y = torch.as_tensor(y, dtype=torch.int64 if network.loss_name == "cross_entropy" else torch_dtype)
 
@@ -92,11 +141,14 @@ class JaxStepper:
     """jax.jit: one compiled function for value_and_grad and the optax.sgd update."""
 
     def __init__(
-        self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float, dtype: str
+        self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, learning_rate: float, dtype: str,
+        rule: str = "sgd",
     ) -> None:
         import jax
         import jax.numpy as jnp
         import optax
+
+        from backprop_conformance.adapters.optax_optimizers import optax_transform
 
         self.jax, self.dtype = jax, dtype
         activations = {"identity": lambda z: z, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu}
@@ -114,7 +166,7 @@ class JaxStepper:
                 elementwise = optax.softmax_cross_entropy_with_integer_labels(z, y)
             return jnp.mean(elementwise) if network.reduction == "mean" else jnp.sum(elementwise)
 
-        optimizer = optax.sgd(learning_rate)
+        optimizer = optax.sgd(learning_rate) if rule == "sgd" else optax_transform(adam("optax", learning_rate))
 
         def step(layers: list, state: Any, x: Any, y: Any) -> Any:
             value, grads = jax.value_and_grad(objective)(layers, x, y)
@@ -177,3 +229,11 @@ def jax_float64(*arguments: Any) -> JaxStepper:
 
 def jax_float32(*arguments: Any) -> JaxStepper:
     return JaxStepper(*arguments, dtype="float32")
+
+
+def torch_adam_float64(*arguments: Any) -> TorchStepper:
+    return TorchStepper(*arguments, dtype="float64", rule="adam")
+
+
+def jax_adam_float64(*arguments: Any) -> JaxStepper:
+    return JaxStepper(*arguments, dtype="float64", rule="adam")

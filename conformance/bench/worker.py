@@ -17,10 +17,16 @@ import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
-from backprop_conformance.bench.plan import LEARNING_RATE, MEMORY_PROBE_STEPS, SIZES, bench_data, implementation_named
+from backprop_conformance.bench.plan import (
+    LEARNING_RATE,
+    MEMORY_PROBE_STEPS,
+    SIZES,
+    bench_data,
+    expected_params,
+    implementation_named,
+)
 from backprop_conformance.common.machine import openblas
 from backprop_conformance.reference.oracles import worst_relative_error
-from backprop_conformance.reference.training import sgd_step
 
 
 def _minor_page_faults() -> int:
@@ -120,7 +126,7 @@ def serve(size_name: str, implementation_name: str, protocol: Any, commands: Any
     if implementation.family != "reference":
         importlib.import_module(implementation.family)  # before the RSS baseline: the import is not the step's
     params, x, y = bench_data(size)
-    expected = sgd_step(size.network, params, x, y, LEARNING_RATE)
+    expected = expected_params(implementation, size.network, params, x, y)
     print(json.dumps({"imported": True}), file=protocol, flush=True)
     if not commands.readline():  # the parent's go: workers import side by side, then build one at a time
         return
