@@ -29,8 +29,9 @@ def takes_optimizer(train: Any) -> bool:
 def optimizer_conventions(implementation: Any) -> tuple[str, ...]:
     """Return the optimizer conventions the implementation declares (all, when it declares none)."""
     declared = getattr(implementation, "optimizer_conventions", OPTIMIZER_CONVENTIONS)
-    if isinstance(declared, str) or not all(name in OPTIMIZER_CONVENTIONS for name in declared):
-        raise ValueError(f"optimizer_conventions={declared!r:.80} must be a list of {', '.join(OPTIMIZER_CONVENTIONS)}")
+    if not isinstance(declared, (list, tuple)) or not declared or not set(declared) <= set(OPTIMIZER_CONVENTIONS):
+        raise ValueError(f"optimizer_conventions={declared!r:.80} must be a non-empty list of "
+                         f"{', '.join(OPTIMIZER_CONVENTIONS)}")
     return tuple(declared)
 
 

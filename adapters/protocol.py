@@ -264,20 +264,14 @@ class Adapter:
             for (weight, bias), (d_weight, d_bias) in zip(params, grads)
         ]
 
-    def train(
-        self,
-        network: Network,
-        params: Params,
-        x: np.ndarray,
-        y: np.ndarray,
-        batches: list[np.ndarray],
-        learning_rate: float,
-        optimizer: Optimizer | None = None,
-    ) -> Trajectory:
+    def train(self, network: Network, params: Params, x: np.ndarray, y: np.ndarray, batches: list[np.ndarray],
+              learning_rate: float, optimizer: Optimizer | None = None) -> Trajectory:
         """Return the training trajectory, the implementation's or derived from sgd_step; with an
         ``optimizer``, the implementation's, or Unsupported saying why it cannot."""
         self._refuse_unsupported(network, "train")
         if optimizer is not None:
+            if learning_rate != optimizer.lr:
+                raise ValueError(f"learning_rate={learning_rate!r} is not the optimizer's lr={optimizer.lr!r}")
             reason = self._checked("train", optimizer_refusal, self.implementation, optimizer)
             if reason is not None:
                 raise Unsupported(reason)

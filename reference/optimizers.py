@@ -24,8 +24,11 @@ Where the two conventions differ at the same nominal settings
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any
+
+import numpy as np
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 OPTIMIZER_CONVENTIONS = ("torch", "optax")
@@ -62,7 +65,7 @@ _FLAGS = ("nesterov", "amsgrad", "centered")
 
 
 def _number(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{field}={value!r} must be a real number")
     value = float(value)
     if not math.isfinite(value):
@@ -110,10 +113,14 @@ class Optimizer:
                     raise ValueError(f"{self.name} has no hyperparameter {key}={given!r} "
                                      f"(it takes {', '.join(defaults)})")
                 continue
+            value = self._checked(key, defaults[key] if given is None else given)
             reason = INEXPRESSIBLE.get((self.convention, self.name, key))
-            if reason is not None and given is not None and given != defaults[key]:
+            if reason is not None and value != defaults[key]:
                 raise ValueError(f"{key}={given!r} cannot be expressed in the {self.convention} convention: {reason}")
-            object.__setattr__(self, key, self._checked(key, defaults[key] if given is None else given))
+            object.__setattr__(self, key, value)
+        if self.name != "sgd" and self.eps == 0 and not self.eps_root:
+            raise ValueError(f"eps={self.eps!r}: {self.name} would divide 0 by 0 wherever a gradient entry is 0 "
+                             "(a dead unit); give eps > 0")
         if self.nesterov and not (self.momentum > 0 and self.dampening == 0):  # type: ignore[operator]
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={self.momentum!r}, "
                              f"dampening={self.dampening!r}")
@@ -122,11 +129,11 @@ class Optimizer:
         if key == "lr" and value is None:
             raise ValueError(f"{self.name} in the optax convention needs lr: optax has no default learning rate")
         if key in _FLAGS:
-            if not isinstance(value, bool):
+            if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"{key}={value!r} must be True or False")
-            return value
+            return bool(value)
         if key == "betas":
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+            if not isinstance(value, (tuple, list, np.ndarray)) or len(value) != 2:
                 raise ValueError(f"betas={value!r} must be a pair (beta1, beta2)")
             pair = tuple(_number(beta, f"betas[{i}]") for i, beta in enumerate(value))
             for i, beta in enumerate(pair):

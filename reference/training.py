@@ -208,16 +208,25 @@ def train(
 def _checked_state(optimizer: Optimizer, state: OptimizerState | None, params: Params) -> OptimizerState:
     if state is None:
         return init_state(optimizer, params)
-    if not isinstance(state, OptimizerState) or set(state.slots) != set(init_state(optimizer, params).slots):
+    fresh = init_state(optimizer, params)
+    if not isinstance(state, OptimizerState) or set(state.slots) != set(fresh.slots):
         raise TypeError(f"state={state!r:.80} is not a state of {optimizer.name}")
+    if isinstance(state.count, bool) or not isinstance(state.count, int) or state.count < 0:
+        raise ValueError(f"state.count={state.count!r} must be an int >= 0 (the steps taken)")
+    for slot, pairs in fresh.slots.items():
+        given = state.slots[slot]
+        shapes = [tuple(None if a is None else np.shape(a) for a in pair) for pair in given]
+        wanted = [tuple(None if a is None else a.shape for a in pair) for pair in pairs]
+        if shapes != wanted:
+            raise ValueError(f"state[{slot!r}] has shapes {shapes}; these params need {wanted}")
     return state
 
 
 def optimizer_step(network: Network, params: Any, x: Any, y: Any, optimizer: Optimizer,
                    state: OptimizerState | None = None) -> tuple[Params, OptimizerState]:
     """Return the params after one step of ``optimizer`` on the batch (x, y), and the new state."""
-    params = check_params(network, params)
-    x, y = check_data(network, x, y)
+    params = check_params(network, params, copy=False)  # read only: optimizer_update makes new arrays (speed)
+    x, y = check_data(network, x, y, copy=False)
     trajectory = _train_with(network, params, x, y, [np.arange(len(x))], check_optimizer(optimizer), state)
     return trajectory.params, trajectory.state  # type: ignore[return-value]
 

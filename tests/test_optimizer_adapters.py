@@ -118,3 +118,14 @@ def test_bad_optimizer_conventions_are_named():
     params, x, y, batches = _problem()
     with pytest.raises(Exception, match=r"optimizer_conventions=.*keras"):
         Adapter(Odd()).train(NETWORK, params, x, y, batches, 0.1, Optimizer("adam", lr=0.1))
+
+
+def test_no_conventions_or_a_learning_rate_that_is_not_the_optimizers_is_refused():
+    class Empty(TrainWithKeywords):
+        optimizer_conventions = ()
+
+    params, x, y, batches = _problem()
+    with pytest.raises(Exception, match=r"optimizer_conventions=\(\) must be a non-empty list"):
+        Adapter(Empty()).train(NETWORK, params, x, y, batches, 0.1, Optimizer("adam", lr=0.1))
+    with pytest.raises(ValueError, match=r"learning_rate=0.2 is not the optimizer's lr=0.1"):
+        Adapter(TrainWithKeywords()).train(NETWORK, params, x, y, batches, 0.2, Optimizer("adam", lr=0.1))

@@ -94,6 +94,10 @@ REFUSED = [  # (settings, error, the message it must give)
     (dict(name="adamw", eps_root=1e-8), V, r"eps_root=1e-08 cannot be expressed in the torch convention"),
     (dict(name="adam", amsgrad=1), T, r"amsgrad=1 must be True or False"),
     (dict(name="rmsprop", centered="yes"), T, r"centered='yes' must be True or False"),
+    (dict(name="adam", eps=0.0), V, r"eps=0.0: adam would divide 0 by 0 wherever a gradient entry is 0"),
+    (dict(name="rmsprop", convention="optax", lr=0.1, eps=0.0), V, r"eps=0.0: rmsprop would divide 0 by 0"),
+    (dict(name="adam", betas={0.9: 1, 0.999: 2}), V, r"betas=\{0.9: 1, 0.999: 2\} must be a pair"),
+    (dict(name="adam", eps_root=math.nan), V, r"eps_root=nan must be finite"),
 ]
 
 
@@ -222,3 +226,19 @@ def test_optimizer_step_equals_a_one_batch_train(optimizer):
     _close(params, run.params)
     for slot in run.state.slots:
         _close(state[slot], run.state[slot])
+
+
+def test_numpy_scalars_are_numbers_and_flags():
+    optimizer = Optimizer("adam", lr=np.float32(0.5), amsgrad=np.True_)
+    assert optimizer.lr == 0.5 and optimizer.amsgrad is True
+
+
+def test_a_state_of_other_shapes_or_a_negative_count_is_refused():
+    optimizer = Optimizer("adam", lr=0.01)
+    other = Network((3, 4, 3), ("tanh", "identity"), "mse")
+    state = init_state(optimizer, init_params(other, seed=0))
+    with pytest.raises(ValueError, match=r"state\['mu'\] has shapes .* these params need"):
+        train(NET, PARAMS, X, Y, BATCHES, optimizer, state=state)
+    negative = OptimizerState(-5, init_state(optimizer, PARAMS).slots)
+    with pytest.raises(ValueError, match=r"state.count=-5 must be an int >= 0"):
+        train(NET, PARAMS, X, Y, BATCHES, optimizer, state=negative)

@@ -14,6 +14,7 @@ gradients is not "mse with a factor 1/2", which changes both.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,6 +66,8 @@ def train(variant: Variant, case: Case, dtype: str) -> tuple[np.ndarray, Params]
     batches = variant.schedule(case.batches) if variant.schedule else case.batches
     params, accumulated, losses = case.params, None, []
     optimizer = case.optimizer
+    if optimizer is not None and variant.learning_rate is not None:  # the variant's rate, in the optimizer
+        optimizer = dataclasses.replace(optimizer, lr=_rate(variant, optimizer.lr))
     update = variant.update or optimizer_update
     state = None if optimizer is None else init_state(optimizer, params)
     for batch in batches:
