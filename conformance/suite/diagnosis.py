@@ -86,13 +86,14 @@ def train(variant: Variant, case: Case, dtype: str) -> tuple[np.ndarray, Params]
     return np.array(losses), params
 
 
-def _named(params: Params) -> dict[str, np.ndarray]:
-    named = {}
+def named(params: Params) -> dict[str, np.ndarray]:
+    """Return the arrays of ``params`` by the measurements' names: ``W1``, ``b1``, ``W2``, ..."""
+    arrays = {}
     for layer, (weight, bias) in enumerate(params, start=1):
-        named[parameter_name(layer, "W")] = weight
+        arrays[parameter_name(layer, "W")] = weight
         if bias is not None:
-            named[parameter_name(layer, "b")] = bias
-    return named
+            arrays[parameter_name(layer, "b")] = bias
+    return arrays
 
 
 def expected(variant: Variant, case: Case, call: str, dtype: str) -> dict[str, np.ndarray]:
@@ -104,12 +105,12 @@ def expected(variant: Variant, case: Case, call: str, dtype: str) -> dict[str, n
         return {"a_L": activations[-1].astype(np.float64)}
     if call == "loss_and_gradients":
         value, grads = loss_and_gradients(variant, case.network, case.params, case.x, case.y, dtype)
-        return {"J": np.float64(value), **_named(grads)}
+        return {"J": np.float64(value), **named(grads)}
     if call == "sgd_step":
         _, grads = loss_and_gradients(variant, case.network, case.params, case.x, case.y, dtype)
-        return _named(_sgd_update(case.params, grads, _rate(variant, case.learning_rate)))
+        return named(_sgd_update(case.params, grads, _rate(variant, case.learning_rate)))
     losses, params = train(variant, case, dtype)
-    return {"losses": losses, **_named(params)}
+    return {"losses": losses, **named(params)}
 
 
 def _representable(measurements: Sequence[Measurement], dtype: str) -> bool:
@@ -141,9 +142,9 @@ def _allowances(variant: Variant, case: Case, call: str, dtype: str,
     elif call == "sgd_step":
         _, grads = loss_and_gradients(variant, case.network, case.params, case.x, case.y, dtype)
         update = update_bounds(case.params, grads, bounds, _rate(variant, case.learning_rate))
-        own = _named([(SAFETY * w, None if b is None else SAFETY * b) for w, b in update])
+        own = named([(SAFETY * w, None if b is None else SAFETY * b) for w, b in update])
     else:  # the loss and gradients; a trajectory keeps the comparison's allowance
-        own = {"J": np.float64(SAFETY * bounds.loss), **_named(scaled)} if call == "loss_and_gradients" else {}
+        own = {"J": np.float64(SAFETY * bounds.loss), **named(scaled)} if call == "loss_and_gradients" else {}
     if variant.dtype is not None:
         return own
     return {name: np.maximum(allowed, own[name]) if name in own and np.shape(own[name]) == np.shape(allowed)

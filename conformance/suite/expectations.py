@@ -81,6 +81,18 @@ def expect_sgd_step(case: Case, dtype: str) -> Expected:
     return Expected(expected, scaled(update_bounds(case.params, grads, bounds, case.learning_rate)))
 
 
+def _training_step(case: Case, dtype: str, params: Params, batch: np.ndarray,
+                   carried: Params | None) -> tuple[ErrorBounds, float, Params]:
+    """Return one training step's bounds, loss and gradients; raise OutsideModel once training diverges."""
+    x, y = case.x[batch], case.y[batch]
+    largest = max(float(np.max(np.abs(array))) for pair in params for array in pair if array is not None)
+    if not largest <= MAX_TRAINING_MAGNITUDE:
+        raise OutsideModel(f"training diverges: a parameter reaches {largest:.3g}")
+    bounds = bounds_or_reject(case, dtype, params, x, y, carried)
+    value, grads = _loss_and_gradients(case.network, params, x, y)
+    return bounds, value, grads
+
+
 def expect_train(case: Case, dtype: str) -> Expected:
     """Return the final params and the per-iteration losses of training over ``case.batches``.
 
@@ -90,12 +102,7 @@ def expect_train(case: Case, dtype: str) -> Expected:
     params, carried, losses, loss_allowances = case.params, None, [], []
     allowed: Params = scaled([(np.zeros_like(w), None if b is None else np.zeros_like(b)) for w, b in params])
     for batch in case.batches:
-        x, y = case.x[batch], case.y[batch]
-        largest = max(float(np.max(np.abs(array))) for pair in params for array in pair if array is not None)
-        if not largest <= MAX_TRAINING_MAGNITUDE:
-            raise OutsideModel(f"training diverges: a parameter reaches {largest:.3g}")
-        bounds = bounds_or_reject(case, dtype, params, x, y, carried)
-        value, grads = _loss_and_gradients(case.network, params, x, y)
+        bounds, value, grads = _training_step(case, dtype, params, batch, carried)
         losses.append(value)
         loss_allowances.append(SAFETY * bounds.loss)
         allowed = scaled(update_bounds(params, grads, bounds, case.learning_rate, carried))
@@ -124,12 +131,7 @@ def expect_optimizer_train(case: Case, optimizer: Optimizer, dtype: str) -> Expe
     decay = 0.0 if optimizer.name == "adamw" else optimizer.weight_decay or 0.0
     losses, loss_allowances = [], []
     for batch in case.batches:
-        x, y = case.x[batch], case.y[batch]
-        largest = max(float(np.max(np.abs(array))) for pair in params for array in pair if array is not None)
-        if not largest <= MAX_TRAINING_MAGNITUDE:
-            raise OutsideModel(f"training diverges: a parameter reaches {largest:.3g}")
-        bounds = bounds_or_reject(case, dtype, params, x, y, carried)
-        value, grads = _loss_and_gradients(case.network, params, x, y)
+        bounds, value, grads = _training_step(case, dtype, params, batch, carried)
         losses.append(value)
         loss_allowances.append(SAFETY * bounds.loss)
         updated, after = optimizer_update(optimizer, state, params, grads)

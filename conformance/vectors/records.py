@@ -17,10 +17,9 @@ import numpy as np
 
 from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS
 from backprop_conformance.reference.backprop import _forward
-from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Params
 from backprop_conformance.suite.case import Case
-from backprop_conformance.suite.diagnosis import COMPARED, expected
+from backprop_conformance.suite.diagnosis import COMPARED, expected, named
 from backprop_conformance.suite.expectations import (
     Expected,
     OutsideModel,
@@ -65,19 +64,10 @@ def _json(expectations: dict[str, Expected], allowed: bool) -> dict[str, Any]:
     }
 
 
-def _named(params: Params) -> dict[str, np.ndarray]:
-    named = {}
-    for layer, (weight, bias) in enumerate(params, start=1):
-        named[parameter_name(layer, "W")] = weight
-        if bias is not None:
-            named[parameter_name(layer, "b")] = bias
-    return named
-
-
 def _by_name(call: str, expectation: Expected, allowed: bool) -> dict[str, Any]:
     """Return an expectation's arrays by the names ``suite.diagnosis.expected`` uses."""
     single = expectation.value_allowed if allowed else expectation.value
-    arrays = _named(expectation.allowed if allowed else expectation.values) if expectation.values else {}
+    arrays = named(expectation.allowed if allowed else expectation.values) if expectation.values else {}
     return {**({SINGLE_NAME[call]: single} if call in SINGLE_NAME else {}), **arrays}
 
 
