@@ -148,7 +148,8 @@ def expect_optimizer_train(case: Case, optimizer: Optimizer, dtype: str) -> Expe
                     {slot: after[slot][layer][kind] for slot in after.slots}, own, bounds.u) + bounds.eta
             except DenominatorUndetermined as what:
                 raise OutsideModel(f"{optimizer.name}: step {after.count}: {what} is not determined to within "
-                                   f"half of itself in {dtype} (a gradient below its rounding error)") from None
+                                   f"half of itself in {dtype} (a gradient below its rounding error, or the "
+                                   "bound carried over the steps so far grown that large)") from None
             for slot in d_state:
                 d_state[slot][layer][kind] = own[slot]
         carried = [(w, b) for w, b in new_bounds]
