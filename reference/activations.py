@@ -9,13 +9,13 @@ with ``abs``, which is not analytic.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 
 from backprop_conformance.reference.conventions import PARAMETERS, RELU_DERIVATIVE_AT_ZERO
-from backprop_conformance.reference.specs import parse
+from backprop_conformance.reference.specs import SpecTable
 
 
 class Activation(NamedTuple):
@@ -213,37 +213,7 @@ _PARAMETERISED: dict[str, Callable[..., Activation]] = {
 }
 
 
-class ActivationTable(Mapping):
-    """Activations by spec: a plain name, or one with parameters (``"elu(alpha=0.5)"``), built once each."""
-
-    def __init__(self, plain: dict[str, Activation]) -> None:
-        self._plain = dict(plain)
-        self._built: dict[str, Activation] = {}
-
-    def __getitem__(self, spec: str) -> Activation:
-        if spec in self._plain:
-            return self._plain[spec]
-        if spec not in self._built:
-            name, values = parse(spec, PARAMETERS, "activation")
-            if name not in _PARAMETERISED:
-                raise KeyError(spec)
-            self._built[spec] = _PARAMETERISED[name](**values)
-        return self._built[spec]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._plain)
-
-    def __len__(self) -> int:
-        return len(self._plain)
-
-    def replaced(self, spec: str, activation: Activation) -> ActivationTable:
-        """Return a copy of the table in which ``spec`` is ``activation`` (how variants swap a derivative)."""
-        table = ActivationTable({**self._plain, spec: activation})
-        table._built = {key: value for key, value in self._built.items() if key != spec}
-        return table
-
-
-ACTIVATION_FUNCTIONS = ActivationTable({
+ACTIVATION_FUNCTIONS = SpecTable({
     "identity": Activation("identity", identity, identity_derivative),
     "sigmoid": Activation("sigmoid", sigmoid, sigmoid_derivative),
     "tanh": Activation("tanh", tanh, tanh_derivative),
@@ -254,7 +224,7 @@ ACTIVATION_FUNCTIONS = ActivationTable({
     "softplus": Activation("softplus", softplus, softplus_derivative),
     "leaky_relu": _leaky_relu(PARAMETERS["leaky_relu"]["negative_slope"]),
     "elu": _elu(PARAMETERS["elu"]["alpha"]),
-})
+}, _PARAMETERISED, PARAMETERS, "activation")
 
 #: Activations that are analytic everywhere: the complex step is exact on them.
 SMOOTH_ACTIVATIONS: frozenset[str] = frozenset({"identity", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "softplus"})

@@ -11,14 +11,14 @@ input, for the complex-step oracle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from backprop_conformance.reference.activations import Activation, sigmoid
 from backprop_conformance.reference.conventions import PARAMETERS
-from backprop_conformance.reference.specs import base, parse
+from backprop_conformance.reference.specs import SpecTable, base
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -143,41 +143,13 @@ _PARAMETERISED = {
 }
 
 
-class LossTable(Mapping):
-    """Losses by spec, (value, delta) pairs: a plain name, or one with parameters (``"huber(delta=0.5)"``)."""
-
-    def __init__(self, plain: dict[str, tuple]) -> None:
-        self._plain = dict(plain)
-        self._built: dict[str, tuple] = {}
-
-    def __getitem__(self, spec: str) -> tuple:
-        if spec in self._plain:
-            return self._plain[spec]
-        if spec not in self._built:
-            name, values = parse(spec, PARAMETERS, "loss")
-            if name not in _PARAMETERISED:
-                raise KeyError(spec)
-            self._built[spec] = _PARAMETERISED[name](**values)
-        return self._built[spec]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._plain)
-
-    def __len__(self) -> int:
-        return len(self._plain)
-
-    def replaced(self, spec: str, pair: tuple) -> LossTable:
-        """Return a copy of the table in which ``spec`` is ``pair`` (how variants swap a loss)."""
-        return LossTable({**self._plain, **self._built, spec: pair})
-
-
-LOSS_FUNCTIONS = LossTable({
+LOSS_FUNCTIONS = SpecTable({
     "mse": (mse, mse_delta),
     "bce": (bce, bce_delta),
     "cross_entropy": (cross_entropy, cross_entropy_delta),
     "huber": _huber(PARAMETERS["huber"]["delta"]),
     "bce_with_logits": (bce_with_logits, bce_with_logits_delta),
-})
+}, _PARAMETERISED, PARAMETERS, "loss")
 
 
 def normaliser(loss: str, reduction: str, n_samples: int, n_outputs: int) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 _SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
 
@@ -73,3 +74,36 @@ def canonical(name: str, values: Mapping[str, float], parameters: Mapping[str, M
 def base(spec: str) -> str:
     """Return a spec's name without its parameters: ``base("huber(delta=0.5)") == "huber"``."""
     return spec.split("(", 1)[0].strip()
+
+
+class SpecTable(Mapping):
+    """Entries by spec: a plain name, or a name with parameters (``"elu(alpha=0.5)"``), whose entry
+    ``parameterised[name](**values)`` is built on first use and kept. ``kind`` names the field in errors."""
+
+    def __init__(self, plain: Mapping[str, Any], parameterised: Mapping[str, Callable[..., Any]],
+                 parameters: Mapping[str, Mapping[str, float]], kind: str) -> None:
+        self._plain, self._parameterised = dict(plain), parameterised
+        self._parameters, self._kind = parameters, kind
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, spec: str) -> Any:
+        if spec in self._plain:
+            return self._plain[spec]
+        if spec not in self._built:
+            name, values = parse(spec, self._parameters, self._kind)
+            if name not in self._parameterised:
+                raise KeyError(spec)
+            self._built[spec] = self._parameterised[name](**values)
+        return self._built[spec]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._plain)
+
+    def __len__(self) -> int:
+        return len(self._plain)
+
+    def replaced(self, spec: str, entry: Any) -> SpecTable:
+        """Return a copy of the table in which ``spec`` is ``entry`` (how variants swap a piece)."""
+        table = SpecTable({**self._plain, spec: entry}, self._parameterised, self._parameters, self._kind)
+        table._built = {key: value for key, value in self._built.items() if key != spec}
+        return table
