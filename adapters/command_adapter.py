@@ -38,14 +38,10 @@ from typing import Any
 import numpy as np
 
 from backprop_conformance.adapters.protocol import AdapterError, Trajectory, Unsupported
-from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.network import Network, Params, params_json
 from backprop_conformance.reference.optimizers import OPTIMIZER_CONVENTIONS, Optimizer
 
 PROTOCOL_METHODS = ("forward", "loss_and_gradients", "sgd_step", "train")
-
-
-def _params_json(params: Params) -> list:
-    return [[np.asarray(w).tolist(), None if b is None else np.asarray(b).tolist()] for w, b in params]
 
 
 class ProcessFailed(RuntimeError):
@@ -163,7 +159,7 @@ class CommandAdapter:
         raise AttributeError(method)
 
     def _case(self, method: str, network: Network, params: Params, x: np.ndarray, **more: Any) -> dict[str, Any]:
-        return {"method": method, "network": network.to_json(), "params": _params_json(params),
+        return {"method": method, "network": network.to_json(), "params": params_json(params),
                 "x": np.asarray(x).tolist(), **more}
 
     def _answer(self, request: dict[str, Any], *fields: str) -> list[Any]:

@@ -142,6 +142,11 @@ def _validated_activations(activations: Sequence[str] | str, depth: int) -> tupl
     return tuple(canonical_names)
 
 
+def params_json(params: Params) -> list:
+    """Return ``[[W, b], ...]`` as nested lists, ``b`` null without biases: params as JSON data."""
+    return [[np.asarray(w).tolist(), None if b is None else np.asarray(b).tolist()] for w, b in params]
+
+
 def init_params(network: Network, seed: int | None = None) -> Params:
     """Return fresh float64 params, one ``(W, b)`` pair per layer.
 

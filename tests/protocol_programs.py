@@ -27,14 +27,11 @@ import numpy as np
 
 from backprop_conformance import reference
 from backprop_conformance.reference import Network
+from backprop_conformance.reference.network import params_json
 
 
 def _params(value: list) -> list:
     return [(np.array(w, dtype=np.float64), None if b is None else np.array(b, dtype=np.float64)) for w, b in value]
-
-
-def _json_params(params: list) -> list:
-    return [[w.tolist(), None if b is None else b.tolist()] for w, b in params]
 
 
 def _reference_answer(request: dict, mode: str) -> dict:
@@ -51,15 +48,15 @@ def _reference_answer(request: dict, mode: str) -> dict:
         loss, grads = reference.loss_and_gradients(network, params, x, y)
         if mode == "wrong-shape":
             grads = [(w.T, b) for w, b in grads]
-        return {"loss": loss, "grads": _json_params(grads)}
+        return {"loss": loss, "grads": params_json(grads)}
     if method == "sgd_step":
-        return {"params": _json_params(reference.sgd_step(network, params, x, y, request["learning_rate"]))}
+        return {"params": params_json(reference.sgd_step(network, params, x, y, request["learning_rate"]))}
     if method == "train":
         batches = [np.array(batch, dtype=np.int64) for batch in request["batches"]]
         optimizer = request.get("optimizer")
         rule = request["learning_rate"] if optimizer is None else reference.Optimizer(**optimizer)
         trajectory = reference.train(network, params, x, y, batches, rule)
-        return {"losses": trajectory.losses.tolist(), "params": _json_params(trajectory.params)}
+        return {"losses": trajectory.losses.tolist(), "params": params_json(trajectory.params)}
     return {"error": f"unknown method {method!r}"}
 
 

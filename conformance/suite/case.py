@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from backprop_conformance.reference.conventions import ACTIVATIONS, LOSSES
-from backprop_conformance.reference.network import Network, Params
+from backprop_conformance.reference.network import Network, Params, params_json
 from backprop_conformance.reference.optimizers import Optimizer
 
 #: Weights are drawn in [-1, 1] and scaled per layer; 4 saturates sigmoid and tanh.
@@ -62,7 +62,7 @@ class Case:
         """Return the case as JSON-ready data: the network spec, params as nested lists, data, schedule."""
         return {
             "network": network_json(self.network),
-            "params": [[weight.tolist(), None if bias is None else bias.tolist()] for weight, bias in self.params],
+            "params": params_json(self.params),
             "x": self.x.tolist(),
             "y": self.y.tolist(),
             "learning_rate": self.learning_rate,

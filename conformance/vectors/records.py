@@ -17,7 +17,7 @@ import numpy as np
 
 from backprop_conformance.reference.activations import ACTIVATION_FUNCTIONS
 from backprop_conformance.reference.backprop import _forward
-from backprop_conformance.reference.network import Params
+from backprop_conformance.reference.network import params_json
 from backprop_conformance.suite.case import Case
 from backprop_conformance.suite.diagnosis import COMPARED, expected, named
 from backprop_conformance.suite.expectations import (
@@ -37,11 +37,6 @@ DTYPES = ("float64", "float32")
 CALLS = ("forward", "loss_and_gradients", "sgd_step", "train")
 #: The name of the one array besides the params that a comparison measures (``suite.diagnosis``'s names).
 SINGLE_NAME = {"forward": "a_L", "loss_and_gradients": "J", "train": "losses"}
-
-
-def params_json(params: Params) -> list:
-    """Return ``[[W, b], ...]`` as nested lists (``b`` null where the network has no biases)."""
-    return [[np.asarray(w).tolist(), None if b is None else np.asarray(b).tolist()] for w, b in params]
 
 
 def _expectations(case: Case, dtype: str) -> dict[str, Expected]:
