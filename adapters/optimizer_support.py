@@ -16,6 +16,9 @@ from typing import Any
 
 from backprop_conformance.reference.optimizers import OPTIMIZER_CONVENTIONS, Optimizer
 
+#: Why an implementation is not judged with optimizers.
+SGD_ONLY = "its train takes no optimizer: plain gradient descent only"
+
 
 def takes_optimizer(train: Any) -> bool:
     """Return whether ``train`` accepts an ``optimizer`` argument."""
@@ -38,10 +41,8 @@ def optimizer_conventions(implementation: Any) -> tuple[str, ...]:
 def optimizer_refusal(implementation: Any, optimizer: Optimizer) -> str | None:
     """Return why the implementation cannot train with ``optimizer``, or None when it can."""
     train = getattr(implementation, "train", None)
-    if not callable(train):
-        return "it has no train(..., optimizer): plain gradient descent only"
-    if not takes_optimizer(train):
-        return "its train takes no optimizer: plain gradient descent only"
+    if not callable(train) or not takes_optimizer(train):
+        return SGD_ONLY
     conventions = optimizer_conventions(implementation)
     if optimizer.convention not in conventions:
         return f"it implements optimizers in the {' and '.join(conventions)} convention, not {optimizer.convention}"

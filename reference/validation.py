@@ -47,10 +47,18 @@ def _float_array(value: Any, field: str, copy: bool = True) -> np.ndarray:
     return array
 
 
+#: From this many entries on, finiteness is checked by one sum (no mask to allocate) instead of a mask.
+_SUMMED_FROM = 1 << 16
+
+
 def _require_finite(array: np.ndarray, field: str) -> None:
-    with np.errstate(over="ignore", invalid="ignore"):  # a finite sum means finite entries: one pass, no mask
-        if np.isfinite(np.sum(array)):  # (speed; an overflowing sum of finite entries takes the long way)
+    if array.size < _SUMMED_FROM:
+        if np.isfinite(array).all():
             return
+    else:  # a finite sum means finite entries (speed; a sum of finite entries that overflows takes the long way)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.sum(array)):
+                return
     bad = ~np.isfinite(array)
     if not bad.any():
         return
