@@ -27,11 +27,13 @@ adagrad   S_t = S_{t-1} + g^2, S_0 = initial_accumulator_value
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
+from backprop_conformance.reference.blocks import blockwise
 from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Params
 from backprop_conformance.reference.optimizers import Optimizer
@@ -53,6 +55,11 @@ class OptimizerState:
         return self.slots[slot]
 
 
+#: Where a rule writes its results: each name's array (``theta`` and the slots), or a new one where absent.
+Out = Mapping[str, np.ndarray]
+NEW: Out = MappingProxyType({})
+
+
 def _filled(params: Params, value: float) -> Params:
     return [(np.full_like(w, value), None if b is None else np.full_like(b, value)) for w, b in params]
 
@@ -63,59 +70,61 @@ def init_state(optimizer: Optimizer, params: Params) -> OptimizerState:
     return OptimizerState(0, {slot: _filled(params, start.get(slot, 0.0)) for slot in SLOTS[optimizer.name]})
 
 
-def _sgd(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict) -> np.ndarray:
+def _sgd(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: Out = NEW) -> np.ndarray:
     if o.momentum:
         if o.convention == "torch" and t == 1:
             s["trace"] = g.copy()
         else:
-            s["trace"] = o.momentum * s["trace"] + (1.0 - o.dampening) * g
+            s["trace"] = np.add(o.momentum * s["trace"], (1.0 - o.dampening) * g, out=out.get("trace"))
         g = g + o.momentum * s["trace"] if o.nesterov else s["trace"]
-    return theta - o.lr * g
+    return np.subtract(theta, o.lr * g, out=out.get("theta"))
 
 
-def _adam(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict) -> np.ndarray:
+def _adam(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: Out = NEW) -> np.ndarray:
     beta1, beta2 = o.betas
     decoupled = o.name == "adamw"
     if decoupled and o.convention == "torch":
         theta = theta * (1.0 - o.lr * o.weight_decay)
-    s["mu"] = beta1 * s["mu"] + (1.0 - beta1) * g
-    s["nu"] = beta2 * s["nu"] + (1.0 - beta2) * g * g
+    s["mu"] = np.add(beta1 * s["mu"], (1.0 - beta1) * g, out=out.get("mu"))
+    s["nu"] = np.add(beta2 * s["nu"], (1.0 - beta2) * g * g, out=out.get("nu"))
     correction1, correction2 = 1.0 - beta1**t, 1.0 - beta2**t
     if o.convention == "torch":
         if o.amsgrad:
-            s["nu_max"] = np.maximum(s["nu_max"], s["nu"])
+            s["nu_max"] = np.maximum(s["nu_max"], s["nu"], out=out.get("nu_max"))
         second = s["nu_max"] if o.amsgrad else s["nu"]
-        return theta - (o.lr / correction1) * s["mu"] / (np.sqrt(second) / np.sqrt(correction2) + o.eps)
+        step = (o.lr / correction1) * s["mu"] / (np.sqrt(second) / np.sqrt(correction2) + o.eps)
+        return np.subtract(theta, step, out=out.get("theta"))
     nu_hat = s["nu"] / correction2
     if o.amsgrad:
-        s["nu_max"] = nu_hat = np.maximum(s["nu_max"], nu_hat)
+        s["nu_max"] = nu_hat = np.maximum(s["nu_max"], nu_hat, out=out.get("nu_max"))
     direction = (s["mu"] / correction1) / (np.sqrt(nu_hat + o.eps_root) + o.eps)
     if decoupled:
         direction = direction + o.weight_decay * theta
-    return theta - o.lr * direction
+    return np.subtract(theta, o.lr * direction, out=out.get("theta"))
 
 
-def _rmsprop(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict) -> np.ndarray:
-    s["nu"] = o.alpha * s["nu"] + (1.0 - o.alpha) * g * g
+def _rmsprop(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: Out = NEW) -> np.ndarray:
+    s["nu"] = np.add(o.alpha * s["nu"], (1.0 - o.alpha) * g * g, out=out.get("nu"))
     variance = s["nu"]
     if o.centered:
-        s["mu"] = o.alpha * s["mu"] + (1.0 - o.alpha) * g
+        s["mu"] = np.add(o.alpha * s["mu"], (1.0 - o.alpha) * g, out=out.get("mu"))
         variance = variance - s["mu"] * s["mu"]
     scale = np.sqrt(variance) + o.eps if o.convention == "torch" else np.sqrt(variance + o.eps)
     if o.momentum:
-        s["trace"] = o.momentum * s["trace"] + g / scale
-        return theta - o.lr * s["trace"]
-    return theta - o.lr * (g / scale)
+        s["trace"] = np.add(o.momentum * s["trace"], g / scale, out=out.get("trace"))
+        return np.subtract(theta, o.lr * s["trace"], out=out.get("theta"))
+    return np.subtract(theta, o.lr * (g / scale), out=out.get("theta"))
 
 
-def _adagrad(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict) -> np.ndarray:
-    s["sum_of_squares"] = s["sum_of_squares"] + g * g
+def _adagrad(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: Out = NEW) -> np.ndarray:
+    s["sum_of_squares"] = np.add(s["sum_of_squares"], g * g, out=out.get("sum_of_squares"))
     total = s["sum_of_squares"]
     if o.convention == "torch":
-        return theta - (o.lr / (1.0 + (t - 1) * o.lr_decay)) * g / (np.sqrt(total) + o.eps)
+        step = (o.lr / (1.0 + (t - 1) * o.lr_decay)) * g / (np.sqrt(total) + o.eps)
+        return np.subtract(theta, step, out=out.get("theta"))
     with np.errstate(divide="ignore", invalid="ignore"):
         step = np.where(total > 0, g / np.sqrt(total + o.eps), 0.0)
-    return theta - o.lr * step
+    return np.subtract(theta, o.lr * step, out=out.get("theta"))
 
 
 RULES = {"sgd": _sgd, "adam": _adam, "adamw": _adam, "rmsprop": _rmsprop, "adagrad": _adagrad}
@@ -126,11 +135,24 @@ def _coupled_decay(optimizer: Optimizer) -> float:
     return 0.0 if optimizer.name == "adamw" else optimizer.weight_decay or 0.0
 
 
-def optimizer_update(optimizer: Optimizer, state: OptimizerState, params: Params,
-                     grads: Params) -> tuple[Params, OptimizerState]:
-    """Return the params after one step of ``optimizer`` and the new state; the inputs are left untouched."""
+def optimizer_update(optimizer: Optimizer, state: OptimizerState, params: Params, grads: Params,
+                     overwrite: Collection[str] = ()) -> tuple[Params, OptimizerState]:
+    """Return the params after one step of ``optimizer`` and the new state; the inputs are left untouched.
+
+    Unless ``overwrite`` names arrays the caller owns, for the update to write
+    its results into instead of new ones (speed): ``"params"`` and ``"state"``
+    (the new values over the old), or ``"grads"`` (the new params over the
+    gradients). The numbers are the same; use the arrays returned.
+    """
     t, rule, decay = state.count + 1, RULES[optimizer.name], _coupled_decay(optimizer)
     slots = {slot: [list(pair) for pair in arrays] for slot, arrays in state.slots.items()}
+
+    def step(arrays: Mapping[str, np.ndarray], into: Out) -> dict[str, np.ndarray]:
+        theta, gradient = arrays["theta"], arrays["gradient"]
+        own = {slot: arrays[slot] for slot in slots}
+        g = gradient + decay * theta if decay else gradient
+        return {"theta": rule(optimizer, t, theta, g, own, into), **own}
+
     updated = []
     for layer, ((weight, bias), (d_weight, d_bias)) in enumerate(zip(params, grads)):
         pair = []
@@ -138,13 +160,16 @@ def optimizer_update(optimizer: Optimizer, state: OptimizerState, params: Params
             if theta is None:
                 pair.append(None)
                 continue
-            g = gradient + decay * theta if decay else gradient
             own = {slot: slots[slot][layer][kind] for slot in slots}
-            try:
-                pair.append(rule(optimizer, t, theta, g, own))
+            into = dict(own) if "state" in overwrite else {}
+            if "params" in overwrite or "grads" in overwrite:
+                into["theta"] = theta if "params" in overwrite else gradient
+            try:  # large arrays block by block, on every core (speed): the same numbers (reference.blocks)
+                new = blockwise(step, {"theta": theta, "gradient": gradient, **own}, into)
             except FloatingPointError:  # under overflow.raising: name the array
                 raise UpdateOverflow(parameter_name(layer + 1, "Wb"[kind])) from None
+            pair.append(new["theta"])
             for slot in slots:
-                slots[slot][layer][kind] = own[slot]
+                slots[slot][layer][kind] = new[slot]
         updated.append((pair[0], pair[1]))
     return updated, OptimizerState(t, {slot: [(w, b) for w, b in arrays] for slot, arrays in slots.items()})

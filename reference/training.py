@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from backprop_conformance.reference.backprop import Workspace, _backprop
+from backprop_conformance.reference.blocks import in_place
 from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Network, Params
-from backprop_conformance.reference.optimizer_rules import OptimizerState, init_state, optimizer_update
+from backprop_conformance.reference.optimizer_rules import SLOTS, OptimizerState, init_state, optimizer_update
 from backprop_conformance.reference.optimizers import Optimizer, check_optimizer
 from backprop_conformance.reference.overflow import UpdateOverflow, raising
 from backprop_conformance.reference.validation import (
@@ -60,6 +62,16 @@ def _sgd_update(params: Params, grads: Params, learning_rate: float) -> Params:
     ]
 
 
+def _descend(learning_rate: float, theta: np.ndarray, gradient: np.ndarray) -> None:
+    gradient *= learning_rate
+    theta -= gradient
+
+
+def _descend_into_gradient(learning_rate: float, theta: np.ndarray, gradient: np.ndarray) -> None:
+    gradient *= -learning_rate
+    gradient += theta
+
+
 def _sgd_update_in_place(params: Params, grads: Params, learning_rate: float) -> Params:
     """Return params after theta <- theta - learning_rate * dJ/dtheta, done in place.
 
@@ -74,9 +86,8 @@ def _sgd_update_in_place(params: Params, grads: Params, learning_rate: float) ->
         for kind, theta, gradient in (("W", weight, d_weight), ("b", bias, d_bias)):
             if theta is None:
                 continue
-            try:
-                gradient *= learning_rate
-                theta -= gradient
+            try:  # large arrays block by block, on every core (speed): the same numbers (reference.blocks)
+                in_place(partial(_descend, learning_rate), theta, gradient)
             except FloatingPointError:
                 raise UpdateOverflow(parameter_name(layer, kind)) from None
     return params
@@ -124,8 +135,7 @@ def _descended_into_gradients(params: Params, grads: Params, learning_rate: floa
             if theta is None:
                 continue
             try:
-                gradient *= -learning_rate
-                gradient += theta
+                in_place(partial(_descend_into_gradient, learning_rate), theta, gradient)
             except FloatingPointError:
                 raise UpdateOverflow(parameter_name(layer, kind)) from None
     return grads
@@ -186,7 +196,7 @@ def train(
     batches = check_batches(batches, x.shape[0])
     if isinstance(optimizer, Optimizer) and not (optimizer.name == "sgd" and optimizer.momentum == 0
                                                  and optimizer.weight_decay == 0):
-        return _train_with(network, params, x, y, batches, optimizer, state)
+        return _train_with(network, params, x, y, batches, optimizer, state, own_params=True)
     rate = check_learning_rate(optimizer.lr if isinstance(optimizer, Optimizer) else
                                learning_rate if optimizer is None else optimizer)
     # Plain gradient descent: the fast path below; its state is sgd's (a trace it never uses).
@@ -208,15 +218,13 @@ def train(
 def _checked_state(optimizer: Optimizer, state: OptimizerState | None, params: Params) -> OptimizerState:
     if state is None:
         return init_state(optimizer, params)
-    fresh = init_state(optimizer, params)
-    if not isinstance(state, OptimizerState) or set(state.slots) != set(fresh.slots):
+    if not isinstance(state, OptimizerState) or set(state.slots) != set(SLOTS[optimizer.name]):
         raise TypeError(f"state={state!r:.80} is not a state of {optimizer.name}")
     if isinstance(state.count, bool) or not isinstance(state.count, int) or state.count < 0:
         raise ValueError(f"state.count={state.count!r} must be an int >= 0 (the steps taken)")
-    for slot, pairs in fresh.slots.items():
-        given = state.slots[slot]
+    wanted = [tuple(None if a is None else a.shape for a in pair) for pair in params]
+    for slot, given in state.slots.items():
         shapes = [tuple(None if a is None else np.shape(a) for a in pair) for pair in given]
-        wanted = [tuple(None if a is None else a.shape for a in pair) for pair in pairs]
         if shapes != wanted:
             raise ValueError(f"state[{slot!r}] has shapes {shapes}; these params need {wanted}")
     return state
@@ -225,33 +233,44 @@ def _checked_state(optimizer: Optimizer, state: OptimizerState | None, params: P
 def optimizer_step(network: Network, params: Any, x: Any, y: Any, optimizer: Optimizer,
                    state: OptimizerState | None = None) -> tuple[Params, OptimizerState]:
     """Return the params after one step of ``optimizer`` on the batch (x, y), and the new state."""
-    params = check_params(network, params, copy=False)  # read only: optimizer_update makes new arrays (speed)
+    params = check_params(network, params, copy=False)  # read only: the new params go into the gradients (speed)
     x, y = check_data(network, x, y, copy=False)
     trajectory = _train_with(network, params, x, y, [np.arange(len(x))], check_optimizer(optimizer), state)
     return trajectory.params, trajectory.state  # type: ignore[return-value]
 
 
 def _train_with(network: Network, params: Params, x: np.ndarray, y: np.ndarray, batches: list[np.ndarray],
-                optimizer: Optimizer, state: OptimizerState | None) -> Trajectory:
-    state = _checked_state(optimizer, state, params)
+                optimizer: Optimizer, state: OptimizerState | None, own_params: bool = False) -> Trajectory:
+    """Train with ``optimizer``; ``own_params``: the params are the caller's copies, to update in place.
+
+    Whatever the update may write over (speed): the params when they are
+    ours, else the step's gradients (and that workspace is then given up);
+    the state once it is ours (made here, or by an earlier step).
+    """
+    own_state, state = state is None, _checked_state(optimizer, state, params)
     losses = np.empty(len(batches))
-    workspaces: dict[int, Workspace] = {}  # as in train: the last step's arrays per batch size (speed)
+    workspaces: dict[int, Workspace | None] = {}  # as in train: the last step's arrays per batch size (speed)
     for iteration, batch in enumerate(batches):
         x_batch, y_batch = x[batch], y[batch]
         step = f"step {state.count + 1} ({len(batch)} samples) of {optimizer.describe()}: "
+        overwrite = ("params" if own_params else "grads",) + (("state",) if own_state else ())
         with raising("train", network, params, x_batch, y_batch, step=step, learning_rate=optimizer.lr):
-            losses[iteration], params, state, workspaces[len(batch)] = _optimizer_train_step(
-                network, params, x_batch, y_batch, optimizer, state, workspaces.get(len(batch)))
+            losses[iteration], params, state, workspace = _optimizer_train_step(
+                network, params, x_batch, y_batch, optimizer, state, workspaces.get(len(batch)), overwrite)
+        workspaces[len(batch)] = workspace if own_params else None  # its grads may now be the params
+        own_params = own_state = True
     return Trajectory(losses=losses, params=params, state=state)
 
 
 def _optimizer_train_step(network: Network, params: Params, x: np.ndarray, y: np.ndarray, optimizer: Optimizer,
-                          state: OptimizerState, workspace: Workspace | None = None) -> tuple:
+                          state: OptimizerState, workspace: Workspace | None = None,
+                          overwrite: tuple[str, ...] = ()) -> tuple:
     """Return J, the new params and state, and the step's workspace: one iteration with ``optimizer``.
 
-    ``workspace`` (an earlier step's, same shapes) is overwritten instead of allocating (speed); the
-    update makes new params and state and keeps nothing of it.
+    ``workspace`` (an earlier step's, same shapes) is overwritten instead of allocating (speed).
+    ``overwrite`` is ``optimizer_update``'s: what the update may write its results over; with
+    ``"grads"``, the returned workspace holds the new params, and is not scratch to reuse.
     """
     value, arrays = _backprop(network, params, x, y, out=workspace)
-    params, state = optimizer_update(optimizer, state, params, arrays.grads)
+    params, state = optimizer_update(optimizer, state, params, arrays.grads, overwrite)
     return value, params, state, arrays

@@ -86,8 +86,9 @@ class ReferenceAdamTrainStepper(ReferenceTrainStepper):
 
     def steps(self, count: int) -> None:
         for _ in range(count):
-            _, self.state, self.optimizer_state, self.workspace = _optimizer_train_step(
-                self.network, self.state, self.x, self.y, self.optimizer, self.optimizer_state, self.workspace)
+            _, self.state, self.optimizer_state, self.workspace = _optimizer_train_step(  # as train steps
+                self.network, self.state, self.x, self.y, self.optimizer, self.optimizer_state, self.workspace,
+                ("params", "state"))
 
 
 class TorchStepper:

@@ -1,0 +1,91 @@
+"""Elementwise arithmetic on large arrays, block by block (speed).
+
+An update (``reference.optimizer_rules``, plain gradient descent) is a few
+NumPy operations, each a pass over the whole parameter array with a new
+temporary per pass. At widths of 1024, an array is 8 MiB: each pass goes to
+memory and back, and Adam's update cost as much as the forward and backward
+pass. Here the arrays are cut into blocks of ``BLOCK`` entries, small enough
+for a block's operands and temporaries to stay in a core's cache, and every
+operation runs on one block before the next block starts.
+
+Every entry goes through the same operations as on the whole array, so the
+results are those of one call on the whole arrays, bit for bit
+(``tests/test_reference_blocks.py``). The blocks run one after the other on
+the calling thread (threads measured no faster here: NumPy's loops would
+share the cores with the GIL and with OpenBLAS's own threads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+#: Entries per block: 128 KiB of float64, so that a block's operands and temporaries stay in a core's L2 cache.
+BLOCK = 1 << 14
+#: Arrays below this many entries are computed whole: cutting them costs more than it saves.
+THRESHOLD = 4 * BLOCK
+
+Arrays = Mapping[str, np.ndarray | None]
+
+
+def each_block(function: Callable[..., None], arrays: Sequence[np.ndarray], size: int) -> None:
+    """Call ``function(*views)`` on each block of ``arrays`` (flat, ``size`` entries each), in order."""
+    for start in range(0, size, BLOCK):
+        function(*(array[start : start + BLOCK] for array in arrays))
+
+
+def in_place(function: Callable[..., None], *arrays: np.ndarray) -> None:
+    """Call ``function(*arrays)``, which writes into its arguments entry by entry, by blocks where they are large."""
+    size = arrays[0].size
+    if size < THRESHOLD or not all(array.flags.c_contiguous and array.size == size for array in arrays):
+        function(*arrays)
+        return
+    each_block(function, [array.reshape(-1) for array in arrays], size)
+
+
+Rule = Callable[[Arrays, Mapping[str, np.ndarray]], Arrays]
+
+
+def blockwise(rule: Rule, inputs: Arrays, out: Arrays | None = None) -> dict[str, np.ndarray]:
+    """Return ``rule(inputs, {})``, computed block by block where the arrays are large.
+
+    ``rule(arrays, into)`` maps arrays of one shape to arrays of that shape,
+    entry by entry, without writing into ``arrays``; it may write a result
+    into ``into[name]`` where given (the block's own output). An input it
+    returns as it is (the same object) is returned whole; None inputs are
+    passed as they are. ``out`` names arrays that the results may be written
+    into instead of new ones, an input among them (each block is read before
+    it is written): a hint, taken for large arrays only; use what is returned.
+    """
+    arrays = {name: array for name, array in inputs.items() if array is not None}
+    shape = next(iter(arrays.values())).shape
+    size = int(np.prod(shape))
+    if size < THRESHOLD:
+        return dict(rule(inputs, {}))
+    names = list(inputs)
+    flat = [None if inputs[name] is None else np.ravel(inputs[name]) for name in names]
+    views = {name: None if array is None else array[:BLOCK] for name, array in zip(names, flat)}
+    first = rule(views, {})  # the outputs' dtypes, and which inputs come back as they are (nothing written)
+    kept = {name for name, value in first.items() if value is not None and value is views.get(name)}
+    reusable = {} if out is None else {name: array for name, array in out.items() if array is not None}
+    targets = {}
+    for name, value in first.items():
+        if value is None or name in kept:
+            continue
+        target = reusable.get(name)
+        fits = target is not None and target.shape == shape and target.dtype == value.dtype
+        targets[name] = target if fits and target.flags.c_contiguous else np.empty(shape, dtype=value.dtype)
+    operands = [array for array in flat if array is not None]
+    outputs = list(targets)
+
+    def block(*blocks: np.ndarray) -> None:
+        given, into = iter(blocks[: len(operands)]), dict(zip(outputs, blocks[len(operands) :]))
+        values = rule({name: None if array is None else next(given) for name, array in zip(names, flat)}, into)
+        for name, result in into.items():
+            if values[name] is not result:
+                result[...] = values[name]
+
+    each_block(block, operands + [targets[name].reshape(-1) for name in outputs], size)
+    return {name: inputs[name] if name in kept else None if value is None else targets[name]
+            for name, value in first.items()}
