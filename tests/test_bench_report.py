@@ -91,3 +91,35 @@ def test_performance_md_marks_context_says_which_kernels_ran_and_picks_each_rows
                and "%" in line)
     # The pinned train step (95.8 GFLOP/s) against the pinned peak (110), the rest against the own-kernel one (176).
     assert "95.8 (87%)" in row and "144 (82%)" in row and "131 (74%)" in row
+
+
+def test_every_worker_has_imported_before_the_first_one_warms_up_and_calibrates(monkeypatch):
+    # A reference worker imports NumPy in a moment; timed while torch and jax still imported beside it,
+    # its warm step came out slow and it took one-step samples (784 sgd_step at 3.6x in one report).
+    events = []
+
+    class Recording:
+        def __init__(self, size, implementation):
+            self.name, self.has_imported = implementation.name, False
+
+        def wait_for_imports(self):
+            if not self.has_imported:
+                events.append("imported")
+                self.has_imported = True
+
+        def build(self):
+            self.wait_for_imports()
+            events.append("build")
+            return {"warm_step_seconds": 0.001}
+
+        def run(self, count):
+            return {"seconds_per_step": 0.001, "cpu_per_wall": 1.0, "page_faults_per_step": 0.0}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(measure, "Worker", Recording)
+    implementations = [plan.implementation_named(name) for name in (plan.REFERENCE_PUBLIC, "torch eager float64")]
+    timed = measure.time_size(plan.SIZES[0], implementations, repeats=1, sample_seconds=0.01, settle_seconds=0.0)
+    assert events.index("build") >= len(implementations) and events.count("build") == len(implementations)
+    assert timed["implementations"][plan.REFERENCE_PUBLIC]["steps_per_sample"] == 10

@@ -60,10 +60,17 @@ class Worker:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=environment_
         )
         self.ready: dict = {}
+        self.has_imported = False
+
+    def wait_for_imports(self) -> None:
+        """Return once the worker has imported what it needs (once: later calls return at once)."""
+        if not self.has_imported:
+            self._answer()
+            self.has_imported = True
 
     def build(self) -> dict:
         """Wait for the worker's imports, let it build and warm up; return what it reports."""
-        self._answer()
+        self.wait_for_imports()
         self.process.stdin.write("build\n")
         self.process.stdin.flush()
         self.ready = self._answer()
@@ -143,6 +150,13 @@ def time_size(
     try:
         for implementation in implementations:
             started[implementation.name] = Worker(size, implementation)
+        for worker in started.values():
+            # Every import done before any worker warms up and calibrates its sample (on a step timed while
+            # torch and jax were still importing beside it, a reference worker took one-step samples).
+            try:
+                worker.wait_for_imports()
+            except WorkerError:
+                pass  # build says so below
         for implementation in implementations:
             worker = started[implementation.name]
             try:
