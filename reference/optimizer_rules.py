@@ -164,7 +164,7 @@ def optimizer_update(optimizer: Optimizer, state: OptimizerState, params: Params
             into = dict(own) if "state" in overwrite else {}
             if "params" in overwrite or "grads" in overwrite:
                 into["theta"] = theta if "params" in overwrite else gradient
-            try:  # large arrays block by block, on every core (speed): the same numbers (reference.blocks)
+            try:  # large arrays block by block (speed): the same numbers (reference.blocks)
                 new = blockwise(step, {"theta": theta, "gradient": gradient, **own}, into)
             except FloatingPointError:  # under overflow.raising: name the array
                 raise UpdateOverflow(parameter_name(layer + 1, "Wb"[kind])) from None

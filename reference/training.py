@@ -86,7 +86,7 @@ def _sgd_update_in_place(params: Params, grads: Params, learning_rate: float) ->
         for kind, theta, gradient in (("W", weight, d_weight), ("b", bias, d_bias)):
             if theta is None:
                 continue
-            try:  # large arrays block by block, on every core (speed): the same numbers (reference.blocks)
+            try:  # large arrays block by block (speed): the same numbers (reference.blocks)
                 in_place(partial(_descend, learning_rate), theta, gradient)
             except FloatingPointError:
                 raise UpdateOverflow(parameter_name(layer, kind)) from None
