@@ -65,3 +65,21 @@ def test_the_comparison_fits_the_report_schema_and_renders(comparison):
     table = next(block for block in _optimizer_blocks({"optimizers": comparison}) if block[0] == "table")
     assert table[1][:3] == ["configuration", "torch vs optax", "why"]
     assert len(table[2]) == len(comparison["rows"])
+
+
+def test_an_adapter_of_both_conventions_is_judged_in_each_in_its_own_column():
+    from backprop_conformance.adapters.protocol import Adapter
+    from tests.optimizer_adapters import NumpyOptimizers
+
+    class BothConventions(NumpyOptimizers):
+        name = "numpy optimizers (both conventions)"
+        optimizer_conventions = ("torch", "optax")
+
+    loaded = LoadedAdapter("both", Adapter(BothConventions()))
+    comparison = optimizer_comparison([loaded])
+    for row in comparison["rows"]:
+        expressible = {c for c, text in row["conventions"].items() if not text.startswith("refused")}
+        verdicts = {entry["convention"]: entry["verdict"] for entry in row["adapters"]}
+        assert verdicts == dict.fromkeys(expressible, "pass"), row["configuration"]
+    header = next(block for block in _optimizer_blocks({"optimizers": comparison}) if block[0] == "table")[1]
+    assert header[3:] == [f"{loaded.label} (torch)", f"{loaded.label} (optax)"]

@@ -193,12 +193,16 @@ def _optimizer_blocks(document: dict[str, Any]) -> list[Block]:
     comparison = document.get("optimizers")
     if not comparison:
         return [("paragraph", "Not made in this run.")]
-    labels = list(dict.fromkeys(entry["adapter"] for row in comparison["rows"] for entry in row["adapters"]))
+    # One column per adapter and convention it was judged in; the convention is named where an adapter has two.
+    columns = list(dict.fromkeys((entry["adapter"], entry["convention"])
+                                 for row in comparison["rows"] for entry in row["adapters"]))
+    twice = {adapter for adapter, _ in columns if sum(a == adapter for a, _ in columns) > 1}
+    labels = [f"{adapter} ({convention})" if adapter in twice else adapter for adapter, convention in columns]
     rows = []
     for row in comparison["rows"]:
-        judged = {entry["adapter"]: entry for entry in row["adapters"]}
-        cells = ["n/a" if label not in judged else judged[label]["verdict"] if judged[label]["worst_ratio"] is None
-                 else f"{judged[label]['verdict']} {_ratio_text(judged[label]['worst_ratio'])}" for label in labels]
+        judged = {(entry["adapter"], entry["convention"]): entry for entry in row["adapters"]}
+        cells = ["n/a" if key not in judged else judged[key]["verdict"] if judged[key]["worst_ratio"] is None
+                 else f"{judged[key]['verdict']} {_ratio_text(judged[key]['worst_ratio'])}" for key in columns]
         apart = "n/a (one side refuses it)" if row["apart"] is None else f"{row['apart']:.2g}"
         rows.append([row["configuration"], apart, row["cause"], *cells])
     return [

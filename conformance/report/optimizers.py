@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop_conformance.adapters.optimizer_support import optimizer_conventions
+from backprop_conformance.adapters.optimizer_support import optimizer_conventions, takes_optimizer
 from backprop_conformance.adapters.protocol import Unsupported
 from backprop_conformance.reference.network import Network
 from backprop_conformance.reference.optimizers import Optimizer
@@ -87,11 +87,16 @@ def _apart(first: Any, second: Any) -> float:
     return max(float(np.max(np.abs(a - b))) for a, b in arrays) / scale
 
 
-def _adapter_convention(loaded: LoadedAdapter) -> str | None:
+def _adapter_conventions(loaded: LoadedAdapter) -> tuple[str, ...]:
+    """Return the conventions to judge ``loaded`` in: each it declares, or one where it is SGD-only."""
+    implementation = loaded.adapter.implementation  # type: ignore[union-attr]
     try:
-        return optimizer_conventions(loaded.adapter.implementation)[0]  # type: ignore[union-attr]
-    except (ValueError, IndexError):
-        return None
+        conventions = optimizer_conventions(implementation)
+    except ValueError:
+        return ()
+    if not takes_optimizer(getattr(implementation, "train", None)):
+        return conventions[:1]  # one "not applicable" says it: SGD only
+    return conventions
 
 
 def optimizer_comparison(adapters: Sequence[LoadedAdapter]) -> dict[str, Any]:
@@ -110,10 +115,10 @@ def optimizer_comparison(adapters: Sequence[LoadedAdapter]) -> dict[str, Any]:
         for loaded in adapters:
             if loaded.adapter is None or not loaded.adapter.supports("train"):
                 continue
-            convention = _adapter_convention(loaded)
-            optimizer = specs[convention][0] if convention in specs else None
-            if optimizer is not None:
-                judged.append(_judged(loaded, optimizer))
+            for convention in _adapter_conventions(loaded):
+                optimizer = specs[convention][0]
+                if optimizer is not None:
+                    judged.append(_judged(loaded, optimizer))
         rows.append({
             "configuration": label,
             "conventions": {convention: (optimizer.describe() if optimizer else None) if not reason else
