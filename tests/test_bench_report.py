@@ -123,3 +123,14 @@ def test_every_worker_has_imported_before_the_first_one_warms_up_and_calibrates(
     timed = measure.time_size(plan.SIZES[0], implementations, repeats=1, sample_seconds=0.01, settle_seconds=0.0)
     assert events.index("build") >= len(implementations) and events.count("build") == len(implementations)
     assert timed["implementations"][plan.REFERENCE_PUBLIC]["steps_per_sample"] == 10
+
+
+def test_what_each_adam_update_costs_is_its_adam_step_less_its_plain_step():
+    size = _large_size(50.0, 40.0, 52.0, 45.0)
+    size["implementations"] |= {plan.REFERENCE_ADAM_TRAIN: _result("reference", 77.5),
+                                "jax.jit adam float64": _result("jax", 58.0)}
+    lines = render_markdown(_document(size)).splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("| size | reference train step adam - ")))
+    assert lines[header].split(" | ")[1:] == ["reference train step adam - train step",
+                                              "jax.jit adam float64 - jax.jit float64 |"]
+    assert lines[header + 2] == "| 1024-1024-1024-1024-10, batch 256 | 27.5 | 13 |"

@@ -191,6 +191,9 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation("torch eager adam float64", "torch", "float64", torch_adam_float64, rule="adam"),
     Implementation("jax.jit adam float64", "jax", "float64", jax_adam_float64, rule="adam"),
 )
+#: (an Adam step, the same implementation's plain step): their difference is what its Adam update costs.
+UPDATE_PAIRS = ((REFERENCE_ADAM_TRAIN, REFERENCE_TRAIN), (REFERENCE_ADAM_PUBLIC, REFERENCE_PUBLIC),
+                ("torch eager adam float64", "torch eager float64"), ("jax.jit adam float64", "jax.jit float64"))
 #: The groups whose ratios are taken among themselves: default threads, held to one core, and Adam.
 THREAD_GROUPS = ("default", "one core", "adam")
 
