@@ -29,9 +29,9 @@ THRESHOLD = 4 * BLOCK
 Arrays = Mapping[str, np.ndarray | None]
 
 
-def each_block(function: Callable[..., None], arrays: Sequence[np.ndarray], size: int) -> None:
-    """Call ``function(*views)`` on each block of ``arrays`` (flat, ``size`` entries each), in order."""
-    for start in range(0, size, BLOCK):
+def each_block(function: Callable[..., None], arrays: Sequence[np.ndarray], size: int, first: int = 0) -> None:
+    """Call ``function(*views)`` on each block of ``arrays`` (flat, ``size`` entries each) from entry ``first``."""
+    for start in range(first, size, BLOCK):
         function(*(array[start : start + BLOCK] for array in arrays))
 
 
@@ -66,7 +66,7 @@ def blockwise(rule: Rule, inputs: Arrays, out: Arrays | None = None) -> dict[str
     names = list(inputs)
     flat = [None if inputs[name] is None else np.ravel(inputs[name]) for name in names]
     views = {name: None if array is None else array[:BLOCK] for name, array in zip(names, flat)}
-    first = rule(views, {})  # the outputs' dtypes, and which inputs come back as they are (nothing written)
+    first = rule(views, {})  # the first block, into new arrays: the outputs' dtypes, and which inputs come back
     kept = {name for name, value in first.items() if value is not None and value is views.get(name)}
     reusable = {} if out is None else {name: array for name, array in out.items() if array is not None}
     targets = {}
@@ -86,6 +86,9 @@ def blockwise(rule: Rule, inputs: Arrays, out: Arrays | None = None) -> dict[str
             if values[name] is not result:
                 result[...] = values[name]
 
-    each_block(block, operands + [targets[name].reshape(-1) for name in outputs], size)
+    destinations = [targets[name].reshape(-1) for name in outputs]
+    for name, destination in zip(outputs, destinations):
+        destination[:BLOCK] = first[name]  # the first block is done: it was computed into new arrays
+    each_block(block, operands + destinations, size, first=BLOCK)
     return {name: inputs[name] if name in kept else None if value is None else targets[name]
             for name, value in first.items()}
