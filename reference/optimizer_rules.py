@@ -56,6 +56,8 @@ class OptimizerState:
 
 
 #: Where a rule writes its results: each name's array (``theta`` and the slots), or a new one where absent.
+#: Every rule reads a slot before it writes it and writes theta last, reading nothing after: so a slot may
+#: go over itself and theta over the gradient (``optimizer_update``'s ``overwrite``).
 Out = Mapping[str, np.ndarray]
 NEW: Out = MappingProxyType({})
 
@@ -142,7 +144,8 @@ def optimizer_update(optimizer: Optimizer, state: OptimizerState, params: Params
     Unless ``overwrite`` names arrays the caller owns, for the update to write
     its results into instead of new ones (speed): ``"params"`` and ``"state"``
     (the new values over the old), or ``"grads"`` (the new params over the
-    gradients). The numbers are the same; use the arrays returned.
+    gradients). The numbers are the same; use the arrays returned. Arrays
+    named must not share memory with one another (two slots in one array).
     """
     t, rule, decay = state.count + 1, RULES[optimizer.name], _coupled_decay(optimizer)
     slots = {slot: [list(pair) for pair in arrays] for slot, arrays in state.slots.items()}
