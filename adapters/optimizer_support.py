@@ -35,7 +35,7 @@ def optimizer_conventions(implementation: Any) -> tuple[str, ...]:
     if not isinstance(declared, (list, tuple)) or not declared or not set(declared) <= set(OPTIMIZER_CONVENTIONS):
         raise ValueError(f"optimizer_conventions={declared!r:.80} must be a non-empty list of "
                          f"{', '.join(OPTIMIZER_CONVENTIONS)}")
-    return tuple(declared)
+    return tuple(dict.fromkeys(declared))  # each once, should one be declared twice
 
 
 def optimizer_refusal(implementation: Any, optimizer: Optimizer) -> str | None:

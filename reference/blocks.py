@@ -58,8 +58,7 @@ def blockwise(rule: Rule, inputs: Arrays, out: Arrays | None = None) -> dict[str
     into instead of new ones, an input among them (each block is read before
     it is written): a hint, taken for large arrays only; use what is returned.
     """
-    arrays = {name: array for name, array in inputs.items() if array is not None}
-    shape = next(iter(arrays.values())).shape
+    shape = next(array for array in inputs.values() if array is not None).shape
     size = int(np.prod(shape))
     if size < THRESHOLD:
         return dict(rule(inputs, {}))
@@ -68,12 +67,11 @@ def blockwise(rule: Rule, inputs: Arrays, out: Arrays | None = None) -> dict[str
     views = {name: None if array is None else array[:BLOCK] for name, array in zip(names, flat)}
     first = rule(views, {})  # the first block, into new arrays: the outputs' dtypes, and which inputs come back
     kept = {name for name, value in first.items() if value is not None and value is views.get(name)}
-    reusable = {} if out is None else {name: array for name, array in out.items() if array is not None}
     targets = {}
     for name, value in first.items():
         if value is None or name in kept:
             continue
-        target = reusable.get(name)
+        target = None if out is None else out.get(name)
         fits = target is not None and target.shape == shape and target.dtype == value.dtype
         targets[name] = target if fits and target.flags.c_contiguous else np.empty(shape, dtype=value.dtype)
     operands = [array for array in flat if array is not None]

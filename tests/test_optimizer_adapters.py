@@ -120,6 +120,15 @@ def test_bad_optimizer_conventions_are_named():
         Adapter(Odd()).train(NETWORK, params, x, y, batches, 0.1, Optimizer("adam", lr=0.1))
 
 
+def test_a_convention_declared_twice_counts_once():
+    from backprop_conformance.adapters.optimizer_support import optimizer_conventions
+
+    class Twice(TrainWithKeywords):
+        optimizer_conventions = ("optax", "torch", "optax")
+
+    assert optimizer_conventions(Twice()) == ("optax", "torch")
+
+
 def test_no_conventions_or_a_learning_rate_that_is_not_the_optimizers_is_refused():
     class Empty(TrainWithKeywords):
         optimizer_conventions = ()

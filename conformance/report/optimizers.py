@@ -96,7 +96,7 @@ def _adapter_conventions(loaded: LoadedAdapter) -> tuple[str, ...]:
         return ()
     if not takes_optimizer(getattr(implementation, "train", None)):
         return conventions[:1]  # one "not applicable" says it: SGD only
-    return tuple(dict.fromkeys(conventions))  # each once, should one be declared twice
+    return conventions
 
 
 def optimizer_comparison(adapters: Sequence[LoadedAdapter]) -> dict[str, Any]:
