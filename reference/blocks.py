@@ -12,11 +12,14 @@ Every entry goes through the same operations as on the whole array, so the
 results are those of one call on the whole arrays, bit for bit
 (``tests/test_reference_blocks.py``). The blocks run one after the other on
 the calling thread (threads measured no faster here: NumPy's loops would
-share the cores with the GIL and with OpenBLAS's own threads).
+share the cores with the GIL and with OpenBLAS's own threads). A rule's
+intermediate values may go into ``scratch`` arrays, reused from call to
+call, instead of a new temporary per operation.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -25,8 +28,29 @@ import numpy as np
 BLOCK = 1 << 14
 #: Arrays below this many entries are computed whole: cutting them costs more than it saves.
 THRESHOLD = 4 * BLOCK
+#: Entries of each scratch array kept per thread (1 MiB for two): scratch for a larger array is new.
+SCRATCH = 4 * BLOCK
 
 Arrays = Mapping[str, np.ndarray | None]
+
+_SCRATCH = threading.local()  # per thread: each thread's rules get their own arrays
+
+
+def scratch(like: np.ndarray, count: int = 2) -> list[np.ndarray]:
+    """Return ``count`` distinct arrays of ``like``'s shape, float64, for a rule's intermediate values.
+
+    Up to ``SCRATCH`` entries (a block, or an array computed whole), they
+    are views of buffers kept on the calling thread and handed out again on
+    its next call (speed: no allocation, and a block's temporaries stay in
+    cache): use them within the call, and never return one or keep it.
+    Larger ones are new.
+    """
+    if like.size > SCRATCH:
+        return [np.empty(like.shape) for _ in range(count)]
+    buffers = getattr(_SCRATCH, "buffers", [])
+    if len(buffers) < count:
+        buffers = _SCRATCH.buffers = buffers + [np.empty(SCRATCH) for _ in range(count - len(buffers))]
+    return [buffer[: like.size].reshape(like.shape) for buffer in buffers[:count]]
 
 
 def each_block(function: Callable[..., None], arrays: Sequence[np.ndarray], size: int, first: int = 0) -> None:
@@ -58,10 +82,13 @@ def blockwise(rule: Rule, inputs: Arrays, out: Arrays | None = None) -> dict[str
     into instead of new ones, an input among them (each block is read before
     it is written): a hint, taken for large arrays only; use what is returned.
     """
-    shape = next(array for array in inputs.values() if array is not None).shape
+    present = [array for array in inputs.values() if array is not None]
+    shape, dtype = present[0].shape, np.result_type(*present)
     size = int(np.prod(shape))
-    if size < THRESHOLD:
-        return dict(rule(inputs, {}))
+    if size < THRESHOLD:  # whole, into the arrays of ``out`` that can hold the results
+        into = {name: target for name, target in (out or {}).items()
+                if target is not None and target.shape == shape and target.dtype == dtype}
+        return dict(rule(inputs, into))
     names = list(inputs)
     flat = [None if inputs[name] is None else np.ravel(inputs[name]) for name in names]
     views = {name: None if array is None else array[:BLOCK] for name, array in zip(names, flat)}

@@ -33,7 +33,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from backprop_conformance.reference.blocks import blockwise
+from backprop_conformance.reference.blocks import blockwise, scratch
 from backprop_conformance.reference.conventions import parameter_name
 from backprop_conformance.reference.network import Params
 from backprop_conformance.reference.optimizers import Optimizer
@@ -82,34 +82,55 @@ def _sgd(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: O
     return np.subtract(theta, o.lr * g, out=out.get("theta"))
 
 
+def _average(beta: float, before: np.ndarray, g: np.ndarray, square: bool, out: np.ndarray | None,
+             a: np.ndarray) -> np.ndarray:
+    """Return beta before + (1 - beta) g (g^2 where ``square``), into ``out``, with ``a`` as scratch.
+
+    In place, as ``np.add(beta * before, (1 - beta) * g * g)`` rounds: the same numbers, no temporaries.
+    """
+    np.multiply(g, 1.0 - beta, out=a)
+    if square:
+        a *= g
+    after = np.multiply(before, beta, out=out)
+    after += a
+    return after
+
+
 def _adam(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: Out = NEW) -> np.ndarray:
+    # In place, into scratch (speed): each line rounds as the equation beside it, written as one expression.
     beta1, beta2 = o.betas
-    decoupled = o.name == "adamw"
-    if decoupled and o.convention == "torch":
+    if o.name == "adamw" and o.convention == "torch":
         theta = theta * (1.0 - o.lr * o.weight_decay)
-    s["mu"] = np.add(beta1 * s["mu"], (1.0 - beta1) * g, out=out.get("mu"))
-    s["nu"] = np.add(beta2 * s["nu"], (1.0 - beta2) * g * g, out=out.get("nu"))
+    a, b = scratch(g)
+    s["mu"] = mu = _average(beta1, s["mu"], g, False, out.get("mu"), a)  # m_t = beta1 m + (1 - beta1) g
+    s["nu"] = nu = _average(beta2, s["nu"], g, True, out.get("nu"), a)  # v_t = beta2 v + (1 - beta2) g g
     correction1, correction2 = 1.0 - beta1**t, 1.0 - beta2**t
     if o.convention == "torch":
         if o.amsgrad:
-            s["nu_max"] = np.maximum(s["nu_max"], s["nu"], out=out.get("nu_max"))
-        second = s["nu_max"] if o.amsgrad else s["nu"]
-        step = (o.lr / correction1) * s["mu"] / (np.sqrt(second) / np.sqrt(correction2) + o.eps)
-        return np.subtract(theta, step, out=out.get("theta"))
-    nu_hat = s["nu"] / correction2
+            s["nu_max"] = nu = np.maximum(s["nu_max"], nu, out=out.get("nu_max"))
+        np.sqrt(nu, out=a)
+        a /= np.sqrt(correction2)
+        a += o.eps  # a = sqrt(v_t) / sqrt(1 - beta2^t) + eps
+        np.divide(np.multiply(mu, o.lr / correction1, out=b), a, out=a)  # a = lr / (1 - beta1^t) m_t / a
+        return np.subtract(theta, a, out=out.get("theta"))
+    nu_hat = np.divide(nu, correction2, out=a)  # v_t / (1 - beta2^t)
     if o.amsgrad:
         s["nu_max"] = nu_hat = np.maximum(s["nu_max"], nu_hat, out=out.get("nu_max"))
-    direction = (s["mu"] / correction1) / (np.sqrt(nu_hat + o.eps_root) + o.eps)
-    if decoupled:
-        direction = direction + o.weight_decay * theta
-    return np.subtract(theta, o.lr * direction, out=out.get("theta"))
+    np.sqrt(np.add(nu_hat, o.eps_root, out=a), out=a)
+    a += o.eps  # a = sqrt(v_hat + eps_root) + eps
+    direction = np.divide(np.divide(mu, correction1, out=b), a, out=a)  # m_t / (1 - beta1^t) / a
+    if o.name == "adamw":
+        direction += np.multiply(theta, o.weight_decay, out=b)  # ... + weight_decay theta
+    direction *= o.lr
+    return np.subtract(theta, direction, out=out.get("theta"))
 
 
 def _rmsprop(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: Out = NEW) -> np.ndarray:
-    s["nu"] = np.add(o.alpha * s["nu"], (1.0 - o.alpha) * g * g, out=out.get("nu"))
+    a = scratch(g, 1)[0]
+    s["nu"] = _average(o.alpha, s["nu"], g, True, out.get("nu"), a)  # v_t = alpha v + (1 - alpha) g g
     variance = s["nu"]
     if o.centered:
-        s["mu"] = np.add(o.alpha * s["mu"], (1.0 - o.alpha) * g, out=out.get("mu"))
+        s["mu"] = _average(o.alpha, s["mu"], g, False, out.get("mu"), a)  # c_t = alpha c + (1 - alpha) g
         variance = variance - s["mu"] * s["mu"]
     scale = np.sqrt(variance) + o.eps if o.convention == "torch" else np.sqrt(variance + o.eps)
     if o.momentum:

@@ -60,13 +60,9 @@ def _require_finite(array: np.ndarray, field: str) -> None:
             if np.isfinite(np.sum(array)):
                 return
     bad = ~np.isfinite(array)
-    if not bad.any():
-        return
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{field} has a non-finite entry {float(array[index])!r} at {list(index)}"
-        )
+        raise ValueError(f"{field} has a non-finite entry {float(array[index])!r} at {list(index)}")
 
 
 def check_params(network: Network, params: Any, copy: bool = True) -> Params:

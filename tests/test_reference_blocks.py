@@ -3,6 +3,8 @@ whatever the update is allowed to write over, and nothing of the caller's writte
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -96,10 +98,36 @@ def test_a_large_array_is_written_over_where_allowed_and_a_slot_left_alone_is_no
     params, state, grads = _state_after(optimizer, 1, init_params(NET, seed=0), np.random.default_rng(1))
     new_params, new_state = optimizer_update(optimizer, state, params, grads, overwrite)
     into = params if "params" in overwrite else grads
-    assert new_params[0][0] is into[0][0]  # large: written over
-    assert new_params[1][0] is not into[1][0]  # small: computed whole, a new array as before
-    assert (new_state["mu"][0][0] is state["mu"][0][0]) == ("state" in overwrite)
+    assert new_params[0][0] is into[0][0]  # large: by blocks
+    assert new_params[1][0] is into[1][0]  # small: computed whole
+    for layer, kind in [(0, 0), (1, 0), (1, 1)]:
+        assert (new_state["mu"][layer][kind] is state["mu"][layer][kind]) == ("state" in overwrite)
     assert new_state["nu_max"][0][0] is state["nu_max"][0][0]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=_ids)
+def test_no_result_of_an_update_is_a_view_of_its_scratch_arrays(optimizer):
+    params, state, grads = _state_after(optimizer, 2, init_params(NET, seed=0), np.random.default_rng(7))
+    new_params, new_state = optimizer_update(optimizer, state, params, grads)
+    blocks.scratch(np.empty(1))  # this thread's buffers, whether the update took them or not
+    buffers = blocks._SCRATCH.buffers
+    assert len(buffers) == 2 and all(buffer.size == blocks.SCRATCH for buffer in buffers)
+    results = [a for pair in new_params for a in pair] + [
+        a for arrays in new_state.slots.values() for pair in arrays for a in pair]
+    assert not any(np.shares_memory(a, buffer) for a in results if a is not None for buffer in buffers)
+
+
+def test_scratch_arrays_are_distinct_per_call_kept_per_thread_and_new_above_their_size():
+    first, second = blocks.scratch(np.empty((3, 4)))
+    assert first.shape == second.shape == (3, 4) and not np.shares_memory(first, second)
+    assert np.shares_memory(blocks.scratch(np.empty(5), 1)[0], first)  # handed out again
+    other = []
+    thread = threading.Thread(target=lambda: other.extend(blocks.scratch(np.empty(5))))
+    thread.start()
+    thread.join()
+    assert not any(np.shares_memory(a, b) for a in other for b in (first, second))
+    large = blocks.scratch(np.empty(blocks.SCRATCH + 1))
+    assert not any(np.shares_memory(a, b) for a in large for b in (first, second))
 
 
 def test_a_non_contiguous_parameter_is_updated_as_a_contiguous_one(whole):

@@ -165,8 +165,8 @@ def render_markdown(document: dict) -> str:
               "`OPENBLAS_NUM_THREADS=1`, `OMP_NUM_THREADS=1`):", ""]
     lines += _per_implementation_table(document, single_names, step_time)
     lines += ["", "What Adam's update costs each (its Adam step's median less its plain step's, ms): the "
-              "reference's rule is 13 NumPy passes (in cache, block by block), torch's a few fused in-place "
-              "kernels, XLA's one fused loop.", "", *_update_table(document)]
+              "reference's rule is 13 NumPy passes on one core (in place, block by block in cache), torch's a "
+              "few fused in-place kernels, XLA's one fused loop.", "", *_update_table(document)]
 
     def cores(size: dict, result: dict) -> str:
         return f"{statistics.median(result['cpu_per_wall']):.2f}"
