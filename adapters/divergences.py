@@ -259,8 +259,9 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "(fused kernels compute a step in registers and may contract multiply-adds)."
         ),
         what_we_do=(
-            "The torch convention refuses eps_root. The torch adapter runs the single-tensor path "
-            "(foreach=False, the CPU's); foreach and fused are not checked here, having no GPU in CI."
+            "The torch convention refuses eps_root. The torch adapter runs the single-tensor path (foreach=False, "
+            "the CPU's default); torch-float32-foreach, torch-float64-fused and the like run the other two, "
+            "checked on the CPU like the single path. Their CUDA kernels are not checked here, having no GPU in CI."
         ),
         demonstrated_by=("tests/test_optimizer_divergences.py::test_eps_root_is_optax_only_torch_refuses_it_and_it_shrinks_the_first_step_1_over_sqrt_2_at_g_1e_4",),
     ),

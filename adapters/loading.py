@@ -21,6 +21,10 @@ BUILTIN_ADAPTERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "jax-float32": ("backprop_conformance.adapters.jax_adapter", "JaxAdapter", {"dtype": "float32"}),
     "jax-float64": ("backprop_conformance.adapters.jax_adapter", "JaxAdapter", {"dtype": "float64"}),
 }
+for _dtype in ("float32", "float64"):  # torch.optim's other implementations of the same rules
+    for _path in ("foreach", "fused"):
+        BUILTIN_ADAPTERS[f"torch-{_dtype}-{_path}"] = (
+            "backprop_conformance.adapters.torch_adapter", "TorchAdapter", {"dtype": _dtype, "optimizer_path": _path})
 BUILTIN_ADAPTERS["torch"] = BUILTIN_ADAPTERS["torch-float64"]
 BUILTIN_ADAPTERS["jax"] = BUILTIN_ADAPTERS["jax-float64"]
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backprop_conformance.adapters.protocol import DTYPES, AdapterUnavailable, Trajectory
-from backprop_conformance.adapters.torch_optimizers import torch_optimizer
+from backprop_conformance.adapters.torch_optimizers import check_path, torch_optimizer
 from backprop_conformance.reference.conventions import PARAMETERS
 from backprop_conformance.reference.network import Network, Params
 from backprop_conformance.reference.optimizers import Optimizer
@@ -127,6 +127,9 @@ class TorchAdapter:
 
     ``matmul_precision`` is what ``torch.set_float32_matmul_precision`` is set
     to for the duration of each call (the caller's setting is restored after).
+    ``optimizer_path`` is which of torch.optim's implementations ``train`` runs
+    an optimizer through: "single" (``foreach=False``), "foreach" or "fused"
+    (``adapters.torch_optimizers``).
     """
 
     name = "torch"
@@ -135,13 +138,15 @@ class TorchAdapter:
     #: train(..., optimizer=) runs torch.optim: the torch convention (``reference.optimizers``).
     optimizer_conventions = ("torch",)
 
-    def __init__(self, dtype: str = "float64", device: str = "cpu", matmul_precision: str = "highest") -> None:
+    def __init__(self, dtype: str = "float64", device: str = "cpu", matmul_precision: str = "highest",
+                 optimizer_path: str = "single") -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} is not one of {', '.join(DTYPES)}")
         if matmul_precision not in MATMUL_PRECISIONS:
             raise ValueError(
                 f"matmul_precision={matmul_precision!r} is not one of {', '.join(MATMUL_PRECISIONS)}"
             )
+        self.optimizer_path: str = check_path(optimizer_path)
         self._torch = _import_torch()
         self._torch_dtype = getattr(self._torch, dtype)
         self._linear = _uninitialised_linear(self._torch)
@@ -153,7 +158,7 @@ class TorchAdapter:
     def __repr__(self) -> str:
         return (
             f"TorchAdapter(dtype={self.dtype!r}, device={self.device!r}, "
-            f"matmul_precision={self.matmul_precision!r})"
+            f"matmul_precision={self.matmul_precision!r}, optimizer_path={self.optimizer_path!r})"
         )
 
     # -- the protocol ---------------------------------------------------------------
@@ -196,7 +201,8 @@ class TorchAdapter:
         optimizer: Optimizer | None = None,
     ) -> Trajectory:
         """Return the Trajectory of ``torch.optim.SGD`` (or ``optimizer``'s torch.optim class, torch
-        convention; ``adapters.torch_optimizers``) over ``batches``: losses before each step."""
+        convention, through ``self.optimizer_path``; ``adapters.torch_optimizers``) over ``batches``: losses
+        before each step."""
         params = check_params(network, params)
         x, y = check_data(network, x, y)
         learning_rate = check_learning_rate(learning_rate)
@@ -206,7 +212,7 @@ class TorchAdapter:
             model = self._model(network, params)
             loss_module = self._loss_module(network)
             optimizer = (torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.0) if optimizer is None
-                         else torch_optimizer(torch, optimizer, model.parameters()))
+                         else torch_optimizer(torch, optimizer, model.parameters(), self.optimizer_path))
             inputs, targets = self._tensor(x), self._targets(network, y)
             losses = []
             for batch in batches:

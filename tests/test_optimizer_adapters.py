@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from backprop_conformance.adapters.protocol import Adapter, Unsupported
 from backprop_conformance.reference import Network, Optimizer, batch_schedule, init_params, train
@@ -22,19 +24,21 @@ SETTINGS = [
     ("adagrad", {}), ("adagrad", {"initial_accumulator_value": 0.3, "weight_decay": 0.1, "eps": 1e-4}),
     ("adagrad", {"lr_decay": 0.1}),
 ]
-CONVENTIONS = {"torch": ("torch", "float64"), "optax": ("jax", "float64")}
+#: Each framework's implementations of the rules, and the convention each follows: torch.optim's three paths.
+FRAMEWORKS = {"torch": "torch", "torch-foreach": "torch", "torch-fused": "torch", "optax": "optax"}
 
 
-def _adapter(framework: str) -> Adapter:
-    if framework == "torch":
+def _adapter(framework: str, dtype: str = "float64") -> Adapter:
+    if framework.startswith("torch"):
         pytest.importorskip("torch")
         from backprop_conformance.adapters.torch_adapter import TorchAdapter
 
-        return Adapter(TorchAdapter("float64"))
+        _, _, path = framework.partition("-")
+        return Adapter(TorchAdapter(dtype, optimizer_path=path or "single"))
     pytest.importorskip("optax")
     from backprop_conformance.adapters.jax_adapter import JaxAdapter
 
-    return Adapter(JaxAdapter("float64"))
+    return Adapter(JaxAdapter(dtype))
 
 
 def _problem():
@@ -49,18 +53,22 @@ def _worst_relative(actual, expected) -> float:
                for a, e in zip(pa, pe) if e is not None)
 
 
-@pytest.mark.parametrize("convention", sorted(CONVENTIONS))
+@pytest.mark.parametrize("framework", list(FRAMEWORKS))
 @pytest.mark.parametrize(("name", "settings"), SETTINGS, ids=lambda v: v if isinstance(v, str) else
                          ",".join(f"{k}={w}" for k, w in v.items()) or "defaults")
-def test_the_framework_matches_the_reference_in_its_own_convention_to_1e_12(convention, name, settings):
+def test_the_framework_matches_the_reference_in_its_own_convention_to_1e_12(framework, name, settings):
     try:
-        optimizer = Optimizer(name, convention, lr=0.05, **settings)
+        optimizer = Optimizer(name, FRAMEWORKS[framework], lr=0.05, **settings)
     except ValueError as error:
         assert "cannot be expressed" in str(error)
         return
-    adapter = _adapter(CONVENTIONS[convention][0])
+    adapter = _adapter(framework)
     params, x, y, batches = _problem()
     expected = train(NETWORK, params, x, y, batches, optimizer)
+    if framework == "torch-fused" and name == "rmsprop":
+        with pytest.raises(Unsupported, match=r"torch.optim.RMSprop has no fused path"):
+            adapter.train(NETWORK, params, x, y, batches, optimizer.lr, optimizer)
+        return
     actual = adapter.train(NETWORK, params, x, y, batches, optimizer.lr, optimizer)
     assert len(batches) >= 9
     assert _worst_relative(actual.params, expected.params) <= 1e-12
@@ -138,3 +146,41 @@ def test_no_conventions_or_a_learning_rate_that_is_not_the_optimizers_is_refused
         Adapter(Empty()).train(NETWORK, params, x, y, batches, 0.1, Optimizer("adam", lr=0.1))
     with pytest.raises(ValueError, match=r"learning_rate=0.2 is not the optimizer's lr=0.1"):
         Adapter(TrainWithKeywords()).train(NETWORK, params, x, y, batches, 0.2, Optimizer("adam", lr=0.1))
+
+
+@pytest.mark.parametrize(("path", "selected"), [("single", {"foreach": False}), ("foreach", {"foreach": True}),
+                                                ("fused", {"fused": True})])
+def test_each_torch_path_builds_the_optimizer_that_runs_it(path, selected):
+    torch = pytest.importorskip("torch")
+    from backprop_conformance.adapters.loading import load_adapter
+    from backprop_conformance.adapters.torch_optimizers import torch_optimizer
+
+    built = torch_optimizer(torch, Optimizer("adam", lr=0.1), [torch.zeros(2, dtype=torch.float64)], path)
+    assert {key: built.defaults[key] for key in selected} == selected
+    if path != "single":
+        assert load_adapter(f"torch-float32-{path}").implementation.optimizer_path == path
+
+
+def test_an_unknown_torch_path_is_named():
+    pytest.importorskip("torch")
+    from backprop_conformance.adapters.torch_adapter import TorchAdapter
+
+    with pytest.raises(ValueError, match=r"optimizer_path='fast' is not one of 'single', 'foreach', 'fused'"):
+        TorchAdapter(optimizer_path="fast")
+
+
+@pytest.mark.parametrize("framework", ["torch-foreach", "torch-fused"])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_torch_paths_in_float32_stay_within_the_tolerance_model(framework, data):
+    """The suite's own check on drawn optimizers and schedules: float32 through the fused kernel (or the foreach
+    ops) is within the rounding-error model, as the single path is."""
+    from backprop_conformance.suite.comparisons import compare_optimizer_train
+    from backprop_conformance.suite.judge import check
+    from backprop_conformance.suite.strategies_optimizers import optimizer_cases
+
+    adapter = _adapter(framework, "float32")
+    case = data.draw(optimizer_cases("torch"), label="case")
+    if framework == "torch-fused":
+        assume(case.optimizer.name != "rmsprop")
+    check(adapter, case, compare_optimizer_train)
