@@ -47,7 +47,6 @@ from backprop_conformance.reference.validation import (
 if TYPE_CHECKING:
     import torch
 
-#: torch.nn module names for our activation and loss names.
 #: torch.nn module names, and keyword arguments, for our activation and loss names (torch's defaults are ours).
 ACTIVATION_MODULES = {
     "identity": ("Identity", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}), "relu": ("ReLU", {}),
@@ -200,9 +199,8 @@ class TorchAdapter:
         learning_rate: float,
         optimizer: Optimizer | None = None,
     ) -> Trajectory:
-        """Return the Trajectory of ``torch.optim.SGD`` (or ``optimizer``'s torch.optim class, torch
-        convention, through ``self.optimizer_path``; ``adapters.torch_optimizers``) over ``batches``: losses
-        before each step."""
+        """Return the Trajectory of ``torch.optim.SGD`` (or ``optimizer``'s class by ``self.optimizer_path``,
+        torch convention; ``adapters.torch_optimizers``) over ``batches``: losses before each step."""
         params = check_params(network, params)
         x, y = check_data(network, x, y)
         learning_rate = check_learning_rate(learning_rate)
