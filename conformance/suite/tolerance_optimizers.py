@@ -11,7 +11,11 @@ plus, with coupled weight decay, weight_decay * dtheta. Per rule:
                  d(beta v + (1 - beta) g^2) = beta dv + (1 - beta)(2|g| dg + dg^2) + 4u(...)
     bias corr.   c = 1 - beta^t, computed in the dtype: dc/c = (t + 1) u beta^t / c + u
     square root  d sqrt(v) = min(dv / (2 sqrt(v)), sqrt(dv)) + u sqrt(v)   (sqrt is not Lipschitz at 0)
-    quotient     d(n / s) = dn / s + |n| ds / s^2 + u |n / s|
+    quotient     d(n / s) = dn / s + |n| ds / s^2 + u |n / s|; where n and s both move with g
+                 (Adam's m_hat / (sqrt(v_hat) + eps), RMSprop's and Adagrad's g / root), the
+                 smaller of that and the bound through their joint first-order change
+                 (``_together``: at Adam's and RMSprop's first step the direction is g / |g|
+                 times a constant, barely moved by a relative error in g)
     max          d max(a, b) <= max(da, db)          (AMSGrad's running maximum)
     step         d(theta - lr d) = dtheta + lr dd + u(|theta| + 2 lr |d| + |theta'|)
 
@@ -53,6 +57,37 @@ def _quotient(numerator: np.ndarray, d_numerator: np.ndarray, denominator: np.nd
         raise DenominatorUndetermined(what)
     quotient = numerator / denominator
     return d_numerator / denominator + np.abs(numerator) * d_denominator / denominator**2 + u * np.abs(quotient)
+
+
+def _together(direction: np.ndarray, independent: np.ndarray, n_g: np.ndarray | float, d_n: np.ndarray,
+              v: np.ndarray, v_g: np.ndarray, d_v: np.ndarray, d_v_all: np.ndarray, root: np.ndarray,
+              denominator: np.ndarray, d_denominator: np.ndarray, d_round: np.ndarray, dg: np.ndarray,
+              u: float) -> np.ndarray:
+    """Return the bound on direction = n / (root + eps') with n and v (root = sqrt(v)) both moving with g.
+
+    ``_quotient`` adds the numerator's and the denominator's bounds as if they
+    were independent; in Adam, RMSprop and Adagrad both come from the same g,
+    and their effects cancel (at RMSprop's first step n / sqrt(v) is g / |g|
+    over a constant: no first-order dependence on g at all). Exactly,
+
+        s' - s = (dn - s dD) / D',    dn = n_g dg + (the rest of n's error),
+                                      dD = dv / (2 root) + curvature + D's own roundings,
+                                      dv = v_g dg + (the rest of v's error),
+
+    so |s' - s| <= (|n_g - s v_g / (2 root)| dg + d_n + |s| (d_v / (2 root)
+    + d_v_all^2 / (2 root^3) + d_round)) / (D (1 - d_D / D)) + u |s|: ``d_n`` and ``d_v``
+    are the errors n and v carry besides g's first-order part (the state's,
+    the roundings, dg^2), the curvature term bounds sqrt's second order, and
+    D' >= D (1 - d_D / D) holds where the denominator is determined. The
+    smaller of this and the independent bound holds; where root = 0 only the
+    independent one (sqrt is not differentiable there).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = 1.0 / (2.0 * root)
+        numerator = (np.abs(n_g - direction * slope * v_g) * dg + d_n
+                     + np.abs(direction) * (slope * d_v + d_v_all**2 * slope / (root * root) + d_round))
+        together = numerator / (denominator - d_denominator) + u * np.abs(direction)
+    return np.where(root > 0, np.minimum(together, independent), independent)
 
 
 def _moment(beta: float, before: np.ndarray, d_before: np.ndarray, g: np.ndarray, dg: np.ndarray,
@@ -113,6 +148,11 @@ def _adam(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array
     d_first = d["mu"] / c1 + r1 * np.abs(first)
     direction = first / (root + o.eps)
     d_direction = _quotient(first, d_first, root + o.eps, d_denominator, u, "adam's sqrt(v_hat) + eps")
+    if not o.amsgrad:  # m_hat and v_hat both move with g (AMSGrad's maximum: the independent bound only)
+        d_v = (d["nu"] - (1 - beta2) * 2 * np.abs(g) * dg) / c2 + r2 * second + u * (second + o.eps_root)
+        d_direction = _together(direction, d_direction, (1 - beta1) / c1, d_first - (1 - beta1) / c1 * dg,
+                                second, 2 * (1 - beta2) * g / c2, d_v, d_second + u * (second + o.eps_root), root,
+                                root + o.eps, d_denominator, 2 * u * root + u * (root + o.eps), dg, u)
     if o.name == "adamw":
         decay = o.weight_decay * theta
         if o.convention == "torch":
@@ -142,6 +182,20 @@ def _rmsprop(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Ar
         d_denominator = _sqrt(variance + o.eps, d_variance + u * (variance + o.eps), u)
     direction = g / denominator
     d_direction = _quotient(g, dg, denominator, d_denominator, u, "rmsprop's root of the (centered) mean square")
+    alpha = o.alpha  # type: ignore[assignment]
+    v_g = 2 * (1 - alpha) * g  # d nu / d g; the rest of nu's error:
+    d_v = d["nu"] - (1 - alpha) * 2 * np.abs(g) * dg
+    if o.centered:  # variance = nu - mu^2: d variance / d g = 2 (1 - alpha) (g - mu)
+        v_g = v_g - 2 * (1 - alpha) * centre
+        d_mu = d["mu"] - (1 - alpha) * dg
+        d_v = d_v + 2 * np.abs(centre) * d_mu + d["mu"] ** 2 + 2 * u * (after["nu"] + centre**2)
+    if o.convention == "torch":
+        root, d_round, d_all = np.sqrt(np.maximum(variance, 0.0)), u * (2 * denominator), d_variance
+    else:
+        root, d_round, d_all = denominator, u * denominator, d_variance + u * (variance + o.eps)
+        d_v = d_v + u * (variance + o.eps)
+    d_direction = _together(direction, d_direction, 1.0, 0.0 * g, variance, v_g, d_v, d_all, root, denominator,
+                            d_denominator, d_round, dg, u)
     if o.momentum:
         d["trace"] = o.momentum * d["trace"] + d_direction + 2 * u * (np.abs(o.momentum * before["trace"])
                                                                        + np.abs(direction))
@@ -152,7 +206,8 @@ def _rmsprop(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Ar
 def _adagrad(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array,
              before: Slots, after: Slots, d: Slots, u: float) -> Array:
     total = after["sum_of_squares"]
-    d["sum_of_squares"] = d["sum_of_squares"] + 2 * np.abs(g) * dg + dg * dg + u * total
+    d_before = d["sum_of_squares"]
+    d["sum_of_squares"] = d_before + 2 * np.abs(g) * dg + dg * dg + 2 * u * total  # S + g g: two roundings
     if o.convention == "torch":
         lr = o.lr / (1 + (t - 1) * o.lr_decay)  # type: ignore[operator]
         denominator = np.sqrt(total) + o.eps
@@ -163,6 +218,14 @@ def _adagrad(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Ar
         d_denominator = _sqrt(total + o.eps, d["sum_of_squares"] + u * (total + o.eps), u)
     direction = g / denominator
     d_direction = _quotient(g, dg, denominator, d_denominator, u, "adagrad's root of the sum of squares")
+    d_v = d_before + dg * dg + 2 * u * total
+    if o.convention == "torch":
+        root, d_round, d_all = np.sqrt(total), 2 * u * denominator, d["sum_of_squares"]
+    else:
+        root, d_round, d_all = denominator, u * denominator, d["sum_of_squares"] + u * (total + o.eps)
+        d_v = d_v + u * (total + o.eps)
+    d_direction = _together(direction, d_direction, 1.0, 0.0 * g, total, 2 * g, d_v, d_all, root, denominator,
+                            d_denominator, d_round, dg, u)
     return _step(theta, dtheta, lr, direction, d_direction + u * np.abs(direction), u)  # lr's own rounding
 
 

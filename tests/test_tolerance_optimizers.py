@@ -1,0 +1,122 @@
+"""The optimizers' tolerance model bounds what it says it bounds: one step's effect of errors in the inputs.
+
+``suite.tolerance_optimizers.rule_bound`` takes bounds on the errors of the
+params, the gradient and the state before a step and returns a bound on the
+params' error after it. Here every entry of a 3000-entry array is its own
+trial: the inputs (gradients from 1e-7 to 10, exact zeros, states from a few
+earlier steps, relative input errors from 1e-9 to 0.1) are moved to random
+corners of their error boxes, the step is taken again in float64 (whose own
+rounding, 1e-16, is far below the moves), and the change in the new params
+must stay within the bound. The corners are where a first-order bound is
+tightest, and where taking n and sqrt(v) as moving independently, or as
+moving together, makes a difference (Adam's m_hat / sqrt(v_hat), RMSprop's
+g / sqrt(v), Adagrad's g / sqrt(S) share g). A case whose denominator is not
+determined is outside the model, and counted: most entries must be inside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backprop_conformance.reference.optimizer_rules import OptimizerState, init_state, optimizer_update
+from backprop_conformance.reference.optimizers import Optimizer
+from backprop_conformance.suite.tolerance_optimizers import DenominatorUndetermined, rule_bound
+
+N = 3000
+#: The second-order terms a first-order bound leaves out, relative to it, per unit of relative input error.
+SECOND_ORDER = 10.0
+U = 2.0**-53  # the float64 the trials run in: the model's own roundings are then negligible, not zero
+OPTIMIZERS = {
+    "adam-torch": Optimizer("adam", "torch", lr=0.01),
+    "adam-optax": Optimizer("adam", "optax", lr=0.01, eps_root=1e-12),
+    "adam-torch-large_eps": Optimizer("adam", "torch", lr=0.01, betas=(0.5, 0.9), eps=1e-2),
+    "adam-torch-amsgrad": Optimizer("adam", "torch", lr=0.01, amsgrad=True),
+    "adamw-optax": Optimizer("adamw", "optax", lr=0.01, weight_decay=0.1),
+    "rmsprop-torch": Optimizer("rmsprop", "torch", lr=0.01),
+    "rmsprop-optax": Optimizer("rmsprop", "optax", lr=0.01),
+    "rmsprop-torch-centered-momentum": Optimizer("rmsprop", "torch", lr=0.01, centered=True, momentum=0.5),
+    "rmsprop-optax-centered": Optimizer("rmsprop", "optax", lr=0.01, alpha=0.9, centered=True),
+    "adagrad-torch": Optimizer("adagrad", "torch", lr=0.1),
+    "adagrad-optax": Optimizer("adagrad", "optax", lr=0.1),
+    "adagrad-torch-lr_decay": Optimizer("adagrad", "torch", lr=0.1, lr_decay=0.1, initial_accumulator_value=0.1),
+    "sgd-torch-nesterov": Optimizer("sgd", "torch", lr=0.1, momentum=0.9, nesterov=True),
+}
+
+
+def _gradient(rng: np.random.Generator) -> np.ndarray:
+    g = rng.normal(size=N) * 10.0 ** rng.uniform(-7, 1, size=N)
+    g[rng.random(N) < 0.03] = 0.0
+    return g
+
+
+def _state(o: Optimizer, steps: int, rng: np.random.Generator) -> tuple[np.ndarray, OptimizerState]:
+    """Params and a state after ``steps`` reference steps on random gradients."""
+    params = [(rng.normal(size=N), None)]
+    state = init_state(o, params)
+    for _ in range(steps):
+        params, state = optimizer_update(o, state, params, [(_gradient(rng), None)])
+    return params[0][0], state
+
+
+def _slots(state: OptimizerState) -> dict[str, np.ndarray]:
+    return {slot: arrays[0][0] for slot, arrays in state.slots.items()}
+
+
+def _moved(value: np.ndarray, bound: np.ndarray, signs: np.ndarray, floor: float | None = None) -> np.ndarray:
+    moved = value + signs * bound
+    return moved if floor is None else np.maximum(moved, floor)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 5])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_step_moves_no_further_than_its_bound(name, steps):
+    o, rng = OPTIMIZERS[name], np.random.default_rng(len(name) + 10 * steps)
+    theta, state = _state(o, steps, rng)
+    g = _gradient(rng)
+    relative = 10.0 ** rng.uniform(-9, -1, size=N)
+    d_theta, d_g = relative * np.abs(theta), relative * (np.abs(g) + 1e-9 * rng.random(N))
+    before = _slots(state)
+    d_state = {slot: relative * np.abs(value) for slot, value in before.items()}
+    own = {slot: bound.copy() for slot, bound in d_state.items()}
+    new, after = optimizer_update(o, state, [(theta, None)], [(g, None)])
+    try:
+        bound = rule_bound(o, after.count, theta, g, d_theta, d_g, before, _slots(after), own, U)
+    except DenominatorUndetermined:
+        pytest.fail(f"{name}: a denominator undetermined at relative errors up to 0.1 of the inputs")
+    worst = 0.0
+    for _ in range(16):  # random corners of every entry's box
+        signs = {key: rng.choice([-1.0, 1.0], size=N) for key in ("theta", "g", *before)}
+        moved_state = OptimizerState(state.count, {
+            slot: [(_moved(value, d_state[slot], signs[slot], 0.0 if slot in ("nu", "nu_max", "sum_of_squares")
+                           else None), None)] for slot, value in before.items()})
+        if o.name == "rmsprop" and o.centered:  # keep nu >= mu^2 (a variance) wherever the reference's is
+            moved_state.slots["nu"][0] = (np.maximum(moved_state.slots["nu"][0][0],
+                                                     moved_state.slots["mu"][0][0] ** 2), None)
+        moved, _ = optimizer_update(o, moved_state, [(_moved(theta, d_theta, signs["theta"]), None)],
+                                    [(_moved(g, d_g, signs["g"]), None)])
+        change = np.abs(moved[0][0] - new[0][0])
+        worst = max(worst, float(np.max(change / bound)))
+        # first order: what is left beyond it is of second order in the inputs' relative errors (SAFETY's room)
+        allowed = bound * (1 + SECOND_ORDER * relative) + 4 * U * (np.abs(new[0][0]) + np.abs(moved[0][0]))
+        outside = change > allowed
+        assert not outside.any(), (f"{name} after {steps} steps: entry {np.flatnonzero(outside)[0]} moved "
+                                   f"{change[outside][0]:.3g} > bound {bound[outside][0]:.3g}")
+    assert worst > 1e-3, f"{name}: the bound is {1 / worst:.3g}x the largest move: too loose to mean anything"
+
+
+@pytest.mark.parametrize("name", ["adam-torch", "adam-optax", "rmsprop-torch", "rmsprop-optax"])
+def test_the_first_step_direction_is_scale_free_and_its_bound_says_so(name):
+    """Adam's and RMSprop's first direction is g / |g| times a constant: where eps is negligible, a relative
+    error in g barely moves it. Taken as independent, m_hat and sqrt(v_hat) would each pass it on
+    (2 rho |direction| in all); the model's median bound is under 1% of that."""
+    o, rng = OPTIMIZERS[name], np.random.default_rng(3)
+    theta, state = _state(o, 0, rng)
+    g = _gradient(rng)
+    new, after = optimizer_update(o, state, [(theta, None)], [(g, None)])
+    zero = {slot: 0.0 * value for slot, value in _slots(state).items()}
+    bound = rule_bound(o, 1, theta, g, 0.0 * theta, 1e-6 * np.abs(g), _slots(state), _slots(after), zero, U)
+    independent = 2e-6 * np.abs(new[0][0] - theta)  # lr * 2 rho |direction|
+    large = np.abs(g) > 0.1  # where eps is negligible (optax's RMSprop has it inside the root: sqrt(1e-8) = 1e-4)
+    assert large.sum() > 300
+    assert np.median(bound[large] / independent[large]) < 1e-2
