@@ -59,8 +59,8 @@ def _quotient(numerator: np.ndarray, d_numerator: np.ndarray, denominator: np.nd
     return d_numerator / denominator + np.abs(numerator) * d_denominator / denominator**2 + u * np.abs(quotient)
 
 
-def _together(direction: np.ndarray, independent: np.ndarray, n_g: np.ndarray | float, d_n: np.ndarray,
-              v: np.ndarray, v_g: np.ndarray, d_v: np.ndarray, d_v_all: np.ndarray, root: np.ndarray,
+def _together(direction: np.ndarray, independent: np.ndarray, n_g: np.ndarray | float, d_n: np.ndarray | float,
+              v_g: np.ndarray, d_v: np.ndarray, d_v_all: np.ndarray, root: np.ndarray,
               denominator: np.ndarray, d_denominator: np.ndarray, d_round: np.ndarray, dg: np.ndarray,
               u: float) -> np.ndarray:
     """Return the bound on direction = n / (root + eps') with n and v (root = sqrt(v)) both moving with g.
@@ -151,7 +151,7 @@ def _adam(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array
     if not o.amsgrad:  # m_hat and v_hat both move with g (AMSGrad's maximum: the independent bound only)
         d_v = (d["nu"] - (1 - beta2) * 2 * np.abs(g) * dg) / c2 + r2 * second + u * (second + o.eps_root)
         d_direction = _together(direction, d_direction, (1 - beta1) / c1, d_first - (1 - beta1) / c1 * dg,
-                                second, 2 * (1 - beta2) * g / c2, d_v, d_second + u * (second + o.eps_root), root,
+                                2 * (1 - beta2) * g / c2, d_v, d_second + u * (second + o.eps_root), root,
                                 root + o.eps, d_denominator, 2 * u * root + u * (root + o.eps), dg, u)
     if o.name == "adamw":
         decay = o.weight_decay * theta
@@ -168,34 +168,27 @@ def _adam(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array
 def _rmsprop(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array,
              before: Slots, after: Slots, d: Slots, u: float) -> Array:
     d["nu"] = _moment(o.alpha, before["nu"], d["nu"], g, dg, u, 2)  # type: ignore[arg-type]
-    variance, d_variance = after["nu"], d["nu"]
+    variance, d_variance, centre = after["nu"], d["nu"], 0.0
     if o.centered:
         d["mu"] = _moment(o.alpha, before["mu"], d["mu"], g, dg, u, 1)  # type: ignore[arg-type]
         centre = after["mu"]
         variance = variance - centre * centre
         d_variance = d_variance + 2 * np.abs(centre) * d["mu"] + d["mu"] ** 2 + 2 * u * (after["nu"] + centre**2)
+    alpha: float = o.alpha  # type: ignore[assignment]
+    v_g = 2 * (1 - alpha) * (g - centre)  # d variance / d g (centre = 0 uncentered)
+    d_v = d_variance - 2 * (1 - alpha) * (np.abs(g) + np.abs(centre)) * dg  # its error besides v_g dg
     if o.convention == "torch":
-        denominator = np.sqrt(np.maximum(variance, 0.0)) + o.eps
-        d_denominator = _sqrt(variance, d_variance, u) + u * denominator
+        root = np.sqrt(np.maximum(variance, 0.0))
+        denominator, d_all = root + o.eps, d_variance
+        d_denominator, d_round = _sqrt(variance, d_all, u) + u * denominator, 2 * u * denominator
     else:
-        denominator = np.sqrt(np.maximum(variance, 0.0) + o.eps)
-        d_denominator = _sqrt(variance + o.eps, d_variance + u * (variance + o.eps), u)
+        root = denominator = np.sqrt(np.maximum(variance, 0.0) + o.eps)
+        d_all = d_variance + u * (variance + o.eps)
+        d_denominator, d_round, d_v = _sqrt(variance + o.eps, d_all, u), u * denominator, d_v + u * (variance + o.eps)
     direction = g / denominator
     d_direction = _quotient(g, dg, denominator, d_denominator, u, "rmsprop's root of the (centered) mean square")
-    alpha = o.alpha  # type: ignore[assignment]
-    v_g = 2 * (1 - alpha) * g  # d nu / d g; the rest of nu's error:
-    d_v = d["nu"] - (1 - alpha) * 2 * np.abs(g) * dg
-    if o.centered:  # variance = nu - mu^2: d variance / d g = 2 (1 - alpha) (g - mu)
-        v_g = v_g - 2 * (1 - alpha) * centre
-        d_mu = d["mu"] - (1 - alpha) * dg
-        d_v = d_v + 2 * np.abs(centre) * d_mu + d["mu"] ** 2 + 2 * u * (after["nu"] + centre**2)
-    if o.convention == "torch":
-        root, d_round, d_all = np.sqrt(np.maximum(variance, 0.0)), u * (2 * denominator), d_variance
-    else:
-        root, d_round, d_all = denominator, u * denominator, d_variance + u * (variance + o.eps)
-        d_v = d_v + u * (variance + o.eps)
-    d_direction = _together(direction, d_direction, 1.0, 0.0 * g, variance, v_g, d_v, d_all, root, denominator,
-                            d_denominator, d_round, dg, u)
+    d_direction = _together(direction, d_direction, 1.0, 0.0, v_g, d_v, d_all, root, denominator, d_denominator,
+                            d_round, dg, u)
     if o.momentum:
         d["trace"] = o.momentum * d["trace"] + d_direction + 2 * u * (np.abs(o.momentum * before["trace"])
                                                                        + np.abs(direction))
@@ -206,26 +199,22 @@ def _rmsprop(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Ar
 def _adagrad(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array,
              before: Slots, after: Slots, d: Slots, u: float) -> Array:
     total = after["sum_of_squares"]
-    d_before = d["sum_of_squares"]
-    d["sum_of_squares"] = d_before + 2 * np.abs(g) * dg + dg * dg + 2 * u * total  # S + g g: two roundings
+    d["sum_of_squares"] = d["sum_of_squares"] + 2 * np.abs(g) * dg + dg * dg + 2 * u * total  # S + g g: two roundings
+    d_v = d["sum_of_squares"] - 2 * np.abs(g) * dg  # S's error besides g's first-order part
     if o.convention == "torch":
         lr = o.lr / (1 + (t - 1) * o.lr_decay)  # type: ignore[operator]
-        denominator = np.sqrt(total) + o.eps
-        d_denominator = _sqrt(total, d["sum_of_squares"], u) + u * denominator
+        root = np.sqrt(total)
+        denominator, d_all = root + o.eps, d["sum_of_squares"]
+        d_denominator, d_round = _sqrt(total, d_all, u) + u * denominator, 2 * u * denominator
     else:
         lr = o.lr
-        denominator = np.sqrt(total + o.eps)
-        d_denominator = _sqrt(total + o.eps, d["sum_of_squares"] + u * (total + o.eps), u)
+        root = denominator = np.sqrt(total + o.eps)
+        d_all = d["sum_of_squares"] + u * (total + o.eps)
+        d_denominator, d_round, d_v = _sqrt(total + o.eps, d_all, u), u * denominator, d_v + u * (total + o.eps)
     direction = g / denominator
     d_direction = _quotient(g, dg, denominator, d_denominator, u, "adagrad's root of the sum of squares")
-    d_v = d_before + dg * dg + 2 * u * total
-    if o.convention == "torch":
-        root, d_round, d_all = np.sqrt(total), 2 * u * denominator, d["sum_of_squares"]
-    else:
-        root, d_round, d_all = denominator, u * denominator, d["sum_of_squares"] + u * (total + o.eps)
-        d_v = d_v + u * (total + o.eps)
-    d_direction = _together(direction, d_direction, 1.0, 0.0 * g, total, 2 * g, d_v, d_all, root, denominator,
-                            d_denominator, d_round, dg, u)
+    d_direction = _together(direction, d_direction, 1.0, 0.0, 2 * g, d_v, d_all, root, denominator, d_denominator,
+                            d_round, dg, u)
     return _step(theta, dtheta, lr, direction, d_direction + u * np.abs(direction), u)  # lr's own rounding
 
 
