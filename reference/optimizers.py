@@ -12,7 +12,7 @@ cannot express is refused by name, never silently dropped. The update rules
 themselves are in ``reference.optimizer_rules``.
 
 Where the two conventions differ at the same nominal settings
-(``reference.conventions`` has the list with the numbers):
+(``adapters.divergences`` has the list, each with its number and its test):
 
 - rmsprop: eps outside the root (torch) or inside it (optax); alpha 0.99 or 0.9;
 - adagrad: the accumulator starts at 0 or 0.1; eps 1e-10 outside or 1e-7 inside the root;
@@ -118,9 +118,11 @@ class Optimizer:
             if reason is not None and value != defaults[key]:
                 raise ValueError(f"{key}={given!r} cannot be expressed in the {self.convention} convention: {reason}")
             object.__setattr__(self, key, value)
-        if self.name != "sgd" and self.eps == 0 and not self.eps_root:
-            raise ValueError(f"eps={self.eps!r}: {self.name} would divide 0 by 0 wherever a gradient entry is 0 "
-                             "(a dead unit); give eps > 0")
+        if self.name != "sgd" and self.eps == 0 and not self.eps_root and not self.initial_accumulator_value:
+            start = " with initial_accumulator_value=0.0" if self.name == "adagrad" else ""
+            raise ValueError(f"eps={self.eps!r}: {self.name}{start} would divide 0 by 0 wherever a gradient entry "
+                             f"has been 0 from the first step (a dead unit); give eps > 0"
+                             + (" or initial_accumulator_value > 0" if start else ""))
         if self.nesterov and not (self.momentum > 0 and self.dampening == 0):  # type: ignore[operator]
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={self.momentum!r}, "
                              f"dampening={self.dampening!r}")
@@ -146,6 +148,11 @@ class Optimizer:
             _in(value, key, 0.0, 1.0)
         elif key == "dampening":
             _in(value, key, 0.0, 1.0, open_high=False)
+        elif key == "momentum":  # torch and optax take any momentum; above 1 the buffer grows as momentum^t
+            if value > 1:
+                raise ValueError(f"momentum={value!r} must be >= 0.0, <= 1.0: above 1 the momentum buffer grows "
+                                 f"as momentum^t and the steps diverge")
+            _in(value, key, 0.0)
         else:
             _in(value, key, 0.0)
         return value

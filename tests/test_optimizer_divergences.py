@@ -4,6 +4,7 @@ between the two conventions pinned with its number."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 
@@ -12,6 +13,7 @@ import pytest
 
 from backprop_conformance.reference import Optimizer, train
 from backprop_conformance.reference.optimizer_rules import init_state, optimizer_update
+from backprop_conformance.suite.variant_optimizers import momentum_buffer_from_zero
 from tests.test_reference_optimizers import BATCHES, BOTH, LR, NET, PARAMS, X, Y, _by_hand, _close, _flat, _id, _worst
 
 # --- 3. the reference against torch.optim and optax, in float64, on backprop gradients ------------------------------
@@ -87,12 +89,16 @@ def test_the_reference_matches_its_framework_on_backprop_gradients(optimizer):
 
 # --- 4. where the conventions part at the same nominal settings: one parameter theta = 0.05 -------------------------
 
-def _reference(optimizer, start, gradients):
+def _reference(optimizer, start, gradients, update=optimizer_update):
     params = [(a, None) for a in start]  # each array a weight without a bias
     state = init_state(optimizer, params)
     for step in gradients:
-        params, state = optimizer_update(optimizer, state, params, [(g, None) for g in step])
+        params, state = update(optimizer, state, params, [(g, None) for g in step])
     return [w for w, _ in params]
+
+
+#: The classic bug's run: torch's momentum buffer started at zero, so its first step is dampened too.
+_buffer_from_zero = functools.partial(_reference, update=momentum_buffer_from_zero)
 
 
 def _steps(optimizer, gs, run=_reference):
@@ -135,8 +141,9 @@ def test_sgd_torch_first_momentum_step_ignores_dampening_optax_has_no_dampening(
     optax = _steps(Optimizer("sgd", "optax", lr=0.1, momentum=0.9), [0.3, 0.2])
     np.testing.assert_allclose(dampened[0], undampened[0], rtol=1e-15)  # buffer_1 = g_1, not (1 - 0.5) g_1
     np.testing.assert_allclose(dampened[1], 0.1 * (0.9 * 0.3 + 0.5 * 0.2), rtol=1e-12)  # 0.037
-    from_zero = 0.1 * (0.9 * 0.5 * 0.3 + 0.5 * 0.2)  # 0.0235, a buffer dampened from zero
-    assert dampened[1] / from_zero == pytest.approx(0.037 / 0.0235, rel=1e-12)  # 1.574x
+    from_zero = _steps(Optimizer("sgd", lr=0.1, momentum=0.9, dampening=0.5), [0.3, 0.2], _buffer_from_zero)
+    np.testing.assert_allclose(from_zero, [0.1 * 0.5 * 0.3, 0.1 * (0.9 * 0.5 * 0.3 + 0.5 * 0.2)], rtol=1e-12)
+    assert dampened[1] / from_zero[1] == pytest.approx(1.574468, rel=1e-6)  # 0.037 / 0.0235: the first g undampened
     np.testing.assert_allclose(optax, undampened, rtol=1e-14)  # optax's trace is torch's at dampening 0: 0.03, 0.047
     with pytest.raises(ValueError, match=r"optax\.sgd has no dampening"):
         Optimizer("sgd", "optax", lr=0.1, momentum=0.9, dampening=0.5)
@@ -182,3 +189,51 @@ SIDES = [  # the two sides of each divergence above
 @pytest.mark.parametrize(("optimizer", "gs"), SIDES, ids=[_id(o) for o, _ in SIDES])
 def test_each_side_of_a_divergence_matches_its_framework(optimizer, gs):
     np.testing.assert_allclose(_steps(optimizer, gs), _steps(optimizer, gs, _framework), rtol=1e-12)
+
+
+# --- AdamW in float32: torch rounds its factor (1 - lr weight_decay) to float32, optax adds weight_decay theta -------
+
+def _adamw_float32(convention, lr, weight_decay, start, gradients):
+    if convention == "torch":
+        torch = pytest.importorskip("torch")
+        theta = torch.tensor(start, requires_grad=True)
+        step = torch.optim.AdamW([theta], lr=lr, weight_decay=weight_decay, foreach=False)
+        for g in gradients:
+            theta.grad = torch.tensor(g)
+            step.step()
+        return theta.detach().numpy().copy()
+    optax, jnp = pytest.importorskip("optax"), pytest.importorskip("jax.numpy")
+    tx = optax.adamw(lr, weight_decay=weight_decay)
+    theta = jnp.asarray(start)
+    state = tx.init(theta)
+    for g in gradients:
+        updates, state = tx.update(jnp.asarray(g), state, theta)
+        theta = optax.apply_updates(theta, updates)
+    return np.asarray(theta)
+
+
+def test_adamw_float32_torch_rounds_1_minus_lr_wd_no_decay_below_2_to_minus_25_and_19_percent_too_much_at_1e_7():
+    rng = np.random.default_rng(15)
+    start = rng.standard_normal(1000).astype(np.float32)
+    still = [np.zeros(1000, np.float32)] * 50  # g = 0: Adam's direction is 0 / eps = 0, only the decay moves theta
+    moving = [(0.1 * rng.standard_normal(1000)).astype(np.float32) for _ in range(50)]
+    # lr wd = 1e-8 < 2^-25: 1 - lr wd rounds to 1.0, so torch's float32 AdamW decays nothing, with or without g
+    assert np.float32(1 - 1e-4 * 1e-4) == 1.0
+    np.testing.assert_array_equal(_adamw_float32("torch", 1e-4, 1e-4, start, still), start)
+    np.testing.assert_array_equal(_adamw_float32("torch", 1e-4, 1e-4, start, moving),
+                                  _adamw_float32("torch", 1e-4, 0.0, start, moving))
+    # lr = 1e-3, wd = 1e-4 (torch's lr, optax's wd): float32(1 - 1e-7) = 1 - 2^-23, a decay 19.2% too strong
+    factor = np.float32(1 - 1e-3 * 1e-4)
+    assert (1 - float(factor)) / 1e-7 - 1 == pytest.approx(0.192093, rel=1e-5)
+    expected = start.copy()
+    for _ in still:  # torch's param.mul_(1 - lr wd), in float32, step by step
+        expected = expected * factor
+    np.testing.assert_array_equal(_adamw_float32("torch", 1e-3, 1e-4, start, still), expected)
+    # Against the exact trajectory, the systematic factor makes torch's float32 error several times optax's (whose
+    # wd theta joins the direction before rounding): 6.5x on average over these 1000 params and 50 steps.
+    errors = []
+    for convention in BOTH:
+        exact = _reference(Optimizer("adamw", convention, lr=1e-3, weight_decay=1e-4), [start.astype(np.float64)],
+                           [[g.astype(np.float64)] for g in moving])[0]
+        errors.append(np.mean(np.abs(_adamw_float32(convention, 1e-3, 1e-4, start, moving) - exact)))
+    assert errors[0] / errors[1] > 4, f"torch's mean float32 error is {errors[0] / errors[1]:.2f}x optax's"

@@ -94,7 +94,11 @@ REFUSED = [  # (settings, error, the message it must give)
     (dict(name="adamw", eps_root=1e-8), V, r"eps_root=1e-08 cannot be expressed in the torch convention"),
     (dict(name="adam", amsgrad=1), T, r"amsgrad=1 must be True or False"),
     (dict(name="rmsprop", centered="yes"), T, r"centered='yes' must be True or False"),
-    (dict(name="adam", eps=0.0), V, r"eps=0.0: adam would divide 0 by 0 wherever a gradient entry is 0"),
+    (dict(name="adam", eps=0.0), V, r"eps=0.0: adam would divide 0 by 0 wherever a gradient entry has been 0"),
+    (dict(name="adagrad", eps=0.0), V, r"eps=0.0: adagrad with initial_accumulator_value=0.0 would divide 0 by 0"
+                                       r".*give eps > 0 or initial_accumulator_value > 0"),
+    (dict(name="sgd", lr=0.1, momentum=1.5), V, r"momentum=1.5 must be >= 0.0, <= 1.0: above 1 the momentum buffer"),
+    (dict(name="rmsprop", momentum=1.01), V, r"momentum=1.01 must be >= 0.0, <= 1.0"),
     (dict(name="rmsprop", convention="optax", lr=0.1, eps=0.0), V, r"eps=0.0: rmsprop would divide 0 by 0"),
     (dict(name="adam", betas={0.9: 1, 0.999: 2}), V, r"betas=\{0.9: 1, 0.999: 2\} must be a pair"),
     (dict(name="adam", eps_root=math.nan), V, r"eps_root=nan must be finite"),
@@ -105,6 +109,17 @@ REFUSED = [  # (settings, error, the message it must give)
 def test_a_bad_setting_is_refused_naming_the_field_and_value(settings, error, match):
     with pytest.raises(error, match=match):
         Optimizer(**settings)
+
+
+@pytest.mark.parametrize("optimizer", [
+    Optimizer("adagrad", "optax", lr=0.1, eps=0.0), Optimizer("adagrad", eps=0.0, initial_accumulator_value=0.5),
+    Optimizer("sgd", lr=0.1, momentum=1.0), Optimizer("adam", "optax", lr=0.1, eps=0.0, eps_root=1e-8),
+], ids=_id)
+def test_a_boundary_setting_that_never_divides_0_by_0_is_taken(optimizer):
+    # A dead unit's gradient is 0 from the first step: the accumulator (or eps_root) keeps its denominator > 0.
+    dead = [(np.zeros_like(w), None if b is None else np.zeros_like(b)) for w, b in PARAMS]
+    params, _ = optimizer_update(optimizer, init_state(optimizer, PARAMS), PARAMS, dead)
+    _close(params, PARAMS)
 
 
 @pytest.mark.parametrize(("name", "key", "in_torch", "in_optax"), [
@@ -207,10 +222,11 @@ def test_plain_sgd_refuses_a_state_of_another_rule(plain):
 
 
 def test_plain_sgd_state_from_train_continues_in_optimizer_step():
-    # train's plain-SGD path returns OptimizerState(count) with no slots, but init_state (and so optimizer_step)
-    # gives sgd a "trace" slot, so optimizer_step refuses the state train made for the very same optimizer.
+    # A regression test: train's plain-SGD path once returned a state without sgd's "trace" slot, which
+    # optimizer_step then refused for the very same optimizer. Now both carry the slot init_state gives sgd.
     optimizer = Optimizer("sgd", lr=0.1)
     first = train(NET, PARAMS, X, Y, BATCHES[:2], optimizer)
+    assert list(first.state.slots) == ["trace"]
     params, state = optimizer_step(NET, first.params, X[BATCHES[2]], Y[BATCHES[2]], optimizer, state=first.state)
     assert state.count == 3
     _close(params, train(NET, PARAMS, X, Y, BATCHES[:3], optimizer).params)

@@ -127,4 +127,7 @@ def optimizer_comparison(adapters: Sequence[LoadedAdapter]) -> dict[str, Any]:
             "cause": cause,
             "adapters": judged,
         })
-    return {"case": optimizer_case().__repr__(), "rows": rows, "losses": losses}
+    case = optimizer_case()
+    described = (f"{case.network.describe()}; {case.x.shape[0]} samples, {len(case.batches)} shuffled batches of at "
+                 f"most {max(len(batch) for batch in case.batches)}, at each row's lr")
+    return {"case": described, "rows": rows, "losses": losses}
