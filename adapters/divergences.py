@@ -192,7 +192,8 @@ DIVERGENCES: tuple[Divergence, ...] = (
         what_differs=(
             "torch.optim.RMSprop divides by sqrt(v) + eps with alpha 0.99; optax.rmsprop by sqrt(v + eps) with "
             "decay 0.9: at g = 1e-4 torch's first step is 10x optax's (eps 1e-8, same alpha), sqrt(10) from the "
-            "decay alone."
+            "decay alone. optax.rmsprop(eps_in_sqrt=False) divides as torch does; the optax convention is its "
+            "default, eps_in_sqrt=True."
         ),
         what_we_do=(
             "reference.Optimizer(\"rmsprop\", convention=\"torch\" or \"optax\") computes each; each framework "
@@ -201,6 +202,8 @@ DIVERGENCES: tuple[Divergence, ...] = (
         demonstrated_by=(
             "tests/test_optimizer_divergences.py::test_rmsprop_eps_outside_the_root_in_torch_inside_in_optax_10x_at_g_1e_4",
             "tests/test_optimizer_divergences.py::test_rmsprop_default_alpha_0_99_in_torch_0_9_in_optax_sqrt_10_on_the_first_step",
+            "tests/test_optimizer_divergences.py::test_optax_rmsprop_eps_in_sqrt_false_is_torchs_rule_at_the_same_alpha",
+            "tests/test_report_optimizers.py::test_the_conventions_are_as_far_apart_as_their_causes_make_them",
         ),
     ),
     Divergence(

@@ -119,6 +119,22 @@ def test_rmsprop_eps_outside_the_root_in_torch_inside_in_optax_10x_at_g_1e_4():
     assert torch / optax == pytest.approx(10.0398, rel=1e-5)  # 1e-4 / (1e-5 + 1e-8) over 1e-4 / sqrt(1.01e-8)
 
 
+def test_optax_rmsprop_eps_in_sqrt_false_is_torchs_rule_at_the_same_alpha():
+    # The optax convention models optax.rmsprop's default, eps_in_sqrt=True; with False optax divides as torch does.
+    optax, jnp = pytest.importorskip("optax"), pytest.importorskip("jax.numpy")
+    gs = [3e-4, -1e-4, 2e-3, 5e-5]
+    tx = optax.rmsprop(0.01, decay=0.99, eps=1e-8, eps_in_sqrt=False)
+    with pytest.importorskip("jax").enable_x64(True):
+        theta, thetas = jnp.asarray([0.05]), [0.05]
+        state = tx.init(theta)
+        for g in gs:
+            updates, state = tx.update(jnp.asarray([g]), state, theta)
+            theta = optax.apply_updates(theta, updates)
+            thetas.append(float(theta[0]))
+    np.testing.assert_allclose(-np.diff(thetas), _steps(Optimizer("rmsprop", lr=0.01), gs), rtol=1e-12)
+    assert not np.allclose(-np.diff(thetas), _steps(Optimizer("rmsprop", "optax", lr=0.01, alpha=0.99), gs))
+
+
 def test_rmsprop_default_alpha_0_99_in_torch_0_9_in_optax_sqrt_10_on_the_first_step():
     assert Optimizer("rmsprop").alpha == pytest.approx(0.99)
     assert Optimizer("rmsprop", "optax", lr=1).alpha == pytest.approx(0.9)
