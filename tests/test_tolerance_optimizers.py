@@ -120,3 +120,28 @@ def test_the_first_step_direction_is_scale_free_and_its_bound_says_so(name):
     large = np.abs(g) > 0.1  # where eps is negligible (optax's RMSprop has it inside the root: sqrt(1e-8) = 1e-4)
     assert large.sum() > 300
     assert np.median(bound[large] / independent[large]) < 1e-2
+
+
+def test_a_root_too_small_for_the_joint_bound_falls_back_to_the_independent_one_not_to_nan():
+    # Sweep seed 8 drew adagrad(torch, initial_accumulator_value=2.2e-308, eps=1e-10) with g = 0 in float32: the
+    # root 1.5e-154 makes the curvature term overflow, times a direction of 0: NaN, which had become the bound.
+    o, u = Optimizer("adagrad", lr=0.1, initial_accumulator_value=2.2250738585072014e-308, eps=1e-10), 2.0**-24
+    theta, g = np.array([0.5, 0.5]), np.array([0.0, 1e-3])
+    state = init_state(o, [(theta, None)])
+    _, after = optimizer_update(o, state, [(theta, None)], [(g, None)])
+    d_state = {"sum_of_squares": np.array([3.98e-76, 0.0])}
+    with np.errstate(all="raise"):  # and without a warning
+        bound = rule_bound(o, 1, theta, g, u * theta, np.array([2e-38, u * 1e-3]), _slots(state), _slots(after),
+                           d_state, u)
+    assert np.isfinite(bound).all() and bound[0] < 4 * u * 0.5  # theta's roundings: a direction of 0 adds nothing
+
+
+def test_a_nan_tolerance_is_refused_not_passed():
+    from backprop_conformance.reference.network import Network
+    from backprop_conformance.suite.assertions import measure
+
+    context = dict(adapter="x", dtype="float64", quantity="params", name="W1",
+                   network=Network((1, 1), ("identity",), "mse"))
+    with pytest.raises(ValueError, match=r"x: params W1: the tolerance model allows NaN at \[1\]"):
+        measure(np.array([1.0, 5.0]), np.array([1.0, 1.0]), np.array([1e-9, np.nan]), **context)
+    assert measure(np.array([1.0, 5.0]), np.array([1.0, 1.0]), 1e-9, **context).ratio > 1

@@ -104,6 +104,10 @@ def measure(
         return Measurement(**failed, message=f"{where} is not finite at {_format_index(index)}: {actual[index]!r}")
     difference = np.abs(actual.astype(np.float64) - expected)
     allowed = np.broadcast_to(np.asarray(allowed, dtype=np.float64), expected.shape)
+    if np.isnan(allowed).any():  # a bug of the tolerance model: NaN would let any difference pass
+        index = tuple(int(i) for i in np.argwhere(np.isnan(allowed))[0])
+        raise ValueError(f"{where}: the tolerance model allows NaN at {_format_index(index) or '(scalar)'} "
+                         f"in network {network.describe()}; no verdict can be given")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(difference == 0, 0.0, difference / allowed)
     worst = float(ratio.max(initial=0.0))

@@ -80,14 +80,16 @@ def _together(direction: np.ndarray, independent: np.ndarray, n_g: np.ndarray | 
     the roundings, dg^2), the curvature term bounds sqrt's second order, and
     D' >= D (1 - d_D / D) holds where the denominator is determined. The
     smaller of this and the independent bound holds; where root = 0 only the
-    independent one (sqrt is not differentiable there).
+    independent one (sqrt is not differentiable there), and where this one is
+    not a number (a root so small that its curvature term overflows, times
+    a direction of 0) the independent one too: ``np.fmin`` takes it over NaN.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         slope = 1.0 / (2.0 * root)
         numerator = (np.abs(n_g - direction * slope * v_g) * dg + d_n
                      + np.abs(direction) * (slope * d_v + d_v_all**2 * slope / (root * root) + d_round))
         together = numerator / (denominator - d_denominator) + u * np.abs(direction)
-    return np.where(root > 0, np.minimum(together, independent), independent)
+    return np.where(root > 0, np.fmin(together, independent), independent)
 
 
 def _moment(beta: float, before: np.ndarray, d_before: np.ndarray, g: np.ndarray, dg: np.ndarray,
