@@ -73,11 +73,12 @@ def _number(value: Any, field: str) -> float:
     return value
 
 
-def _in(value: float, field: str, low: float, high: float | None = None, open_high: bool = True) -> None:
+def _in(value: float, field: str, low: float, high: float | None = None, open_high: bool = True,
+        why: str = "") -> None:
     above = high is None or (value < high if open_high else value <= high)
     if not (value >= low and above):
         bound = "" if high is None else (f", < {high}" if open_high else f", <= {high}")
-        raise ValueError(f"{field}={value!r} must be >= {low}{bound}")
+        raise ValueError(f"{field}={value!r} must be >= {low}{bound}" + (f": {why}" if why else ""))
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,9 @@ class Optimizer:
             _in(value, key, 0.0, 1.0)
         elif key == "dampening":
             _in(value, key, 0.0, 1.0, open_high=False)
-        elif key == "momentum":  # torch and optax take any momentum; above 1 the buffer grows as momentum^t
-            if value > 1:
-                raise ValueError(f"momentum={value!r} must be >= 0.0, <= 1.0: above 1 the momentum buffer grows "
-                                 f"as momentum^t and the steps diverge")
-            _in(value, key, 0.0)
+        elif key == "momentum":  # torch and optax take any momentum >= 0
+            _in(value, key, 0.0, 1.0, open_high=False,
+                why="above 1 the momentum buffer grows as momentum^t and the steps diverge")
         else:
             _in(value, key, 0.0)
         return value

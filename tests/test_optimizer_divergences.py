@@ -18,47 +18,57 @@ from tests.test_reference_optimizers import BATCHES, BOTH, LR, NET, PARAMS, X, Y
 
 # --- 3. the reference against torch.optim and optax, in float64, on backprop gradients ------------------------------
 
-def _torch(optimizer, start, gradients):
+def _torch(optimizer, start, gradients, dtype="float64"):
     torch = pytest.importorskip("torch")
-    tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in start]
+    tensors = [torch.tensor(a, dtype=getattr(torch, dtype), requires_grad=True) for a in start]
     settings = {key: value for key, value in optimizer.hyperparameters.items() if key != "eps_root"}
     cls = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}[optimizer.name]
     framework = getattr(torch.optim, cls)(tensors, foreach=False, **settings)
     for step in gradients:
         for tensor, g in zip(tensors, step):
-            tensor.grad = torch.tensor(g, dtype=torch.float64)
+            tensor.grad = torch.tensor(g, dtype=getattr(torch, dtype))
         framework.step()
     return [t.detach().numpy().copy() for t in tensors]
 
 
-def _optax(optimizer, start, gradients):
-    optax, jax = pytest.importorskip("optax"), pytest.importorskip("jax")
+def _optax_transform(optimizer):
+    optax = pytest.importorskip("optax")
     h, rule = optimizer.hyperparameters, optimizer.name
-    with jax.enable_x64(True):  # thread-local, unlike jax.config.update("jax_enable_x64", True)
-        if rule == "sgd":
-            tx = optax.sgd(h["lr"], momentum=h["momentum"] or None, nesterov=h["nesterov"])
-        elif rule in ("adam", "adamw"):
-            make = optax.adamw if rule == "adamw" else optax.amsgrad if h["amsgrad"] else optax.adam
-            extra = {"weight_decay": h["weight_decay"]} if rule == "adamw" else {}
-            tx = make(h["lr"], b1=h["betas"][0], b2=h["betas"][1], eps=h["eps"], eps_root=h["eps_root"], **extra)
-        elif rule == "rmsprop":
-            tx = optax.rmsprop(h["lr"], decay=h["alpha"], eps=h["eps"], centered=h["centered"],
-                               momentum=h["momentum"] or None)
-        else:
-            tx = optax.adagrad(h["lr"], initial_accumulator_value=h["initial_accumulator_value"], eps=h["eps"])
-        if h["weight_decay"] and rule != "adamw":
-            tx = optax.chain(optax.add_decayed_weights(h["weight_decay"]), tx)
-        params = [jax.numpy.asarray(a) for a in start]
+    if rule == "sgd":
+        tx = optax.sgd(h["lr"], momentum=h["momentum"] or None, nesterov=h["nesterov"])
+    elif rule in ("adam", "adamw"):
+        make = optax.adamw if rule == "adamw" else optax.amsgrad if h["amsgrad"] else optax.adam
+        extra = {"weight_decay": h["weight_decay"]} if rule == "adamw" else {}
+        tx = make(h["lr"], b1=h["betas"][0], b2=h["betas"][1], eps=h["eps"], eps_root=h["eps_root"], **extra)
+    elif rule == "rmsprop":
+        tx = optax.rmsprop(h["lr"], decay=h["alpha"], eps=h["eps"], centered=h["centered"],
+                           momentum=h["momentum"] or None)
+    else:
+        tx = optax.adagrad(h["lr"], initial_accumulator_value=h["initial_accumulator_value"], eps=h["eps"])
+    if h["weight_decay"] and rule != "adamw":
+        tx = optax.chain(optax.add_decayed_weights(h["weight_decay"]), tx)
+    return tx
+
+
+def _run_optax(tx, start, gradients, dtype="float64"):
+    """optax's transform ``tx`` from the arrays ``start`` through ``gradients``, in ``dtype``."""
+    optax, jax = pytest.importorskip("optax"), pytest.importorskip("jax")
+    with jax.enable_x64(dtype == "float64"):  # thread-local, unlike jax.config.update("jax_enable_x64", True)
+        params = [jax.numpy.asarray(a, dtype=dtype) for a in start]
         state = tx.init(params)
         for step in gradients:
-            updates, state = tx.update([jax.numpy.asarray(g) for g in step], state, params)
+            updates, state = tx.update([jax.numpy.asarray(g, dtype=dtype) for g in step], state, params)
             params = optax.apply_updates(params, updates)
-        assert all(p.dtype == np.float64 for p in params)
+        assert all(p.dtype == np.dtype(dtype) for p in params)
         return [np.asarray(p) for p in params]
 
 
-def _framework(optimizer, start, gradients):
-    return (_torch if optimizer.convention == "torch" else _optax)(optimizer, start, gradients)
+def _optax(optimizer, start, gradients, dtype="float64"):
+    return _run_optax(_optax_transform(optimizer), start, gradients, dtype)
+
+
+def _framework(optimizer, start, gradients, dtype="float64"):
+    return (_torch if optimizer.convention == "torch" else _optax)(optimizer, start, gradients, dtype)
 
 
 CONFIGS = [  # (rule, non-default settings, the conventions that can express them)
@@ -121,18 +131,11 @@ def test_rmsprop_eps_outside_the_root_in_torch_inside_in_optax_10x_at_g_1e_4():
 
 def test_optax_rmsprop_eps_in_sqrt_false_is_torchs_rule_at_the_same_alpha():
     # The optax convention models optax.rmsprop's default, eps_in_sqrt=True; with False optax divides as torch does.
-    optax, jnp = pytest.importorskip("optax"), pytest.importorskip("jax.numpy")
+    tx = pytest.importorskip("optax").rmsprop(0.01, decay=0.99, eps=1e-8, eps_in_sqrt=False)
     gs = [3e-4, -1e-4, 2e-3, 5e-5]
-    tx = optax.rmsprop(0.01, decay=0.99, eps=1e-8, eps_in_sqrt=False)
-    with pytest.importorskip("jax").enable_x64(True):
-        theta, thetas = jnp.asarray([0.05]), [0.05]
-        state = tx.init(theta)
-        for g in gs:
-            updates, state = tx.update(jnp.asarray([g]), state, theta)
-            theta = optax.apply_updates(theta, updates)
-            thetas.append(float(theta[0]))
-    np.testing.assert_allclose(-np.diff(thetas), _steps(Optimizer("rmsprop", lr=0.01), gs), rtol=1e-12)
-    assert not np.allclose(-np.diff(thetas), _steps(Optimizer("rmsprop", "optax", lr=0.01, alpha=0.99), gs))
+    outside = _steps(None, gs, lambda _, start, gradients: _run_optax(tx, start, gradients))
+    np.testing.assert_allclose(outside, _steps(Optimizer("rmsprop", lr=0.01), gs), rtol=1e-12)
+    assert not np.allclose(outside, _steps(Optimizer("rmsprop", "optax", lr=0.01, alpha=0.99), gs))
 
 
 def test_rmsprop_default_alpha_0_99_in_torch_0_9_in_optax_sqrt_10_on_the_first_step():
@@ -210,22 +213,8 @@ def test_each_side_of_a_divergence_matches_its_framework(optimizer, gs):
 # --- AdamW in float32: torch rounds its factor (1 - lr weight_decay) to float32, optax adds weight_decay theta -------
 
 def _adamw_float32(convention, lr, weight_decay, start, gradients):
-    if convention == "torch":
-        torch = pytest.importorskip("torch")
-        theta = torch.tensor(start, requires_grad=True)
-        step = torch.optim.AdamW([theta], lr=lr, weight_decay=weight_decay, foreach=False)
-        for g in gradients:
-            theta.grad = torch.tensor(g)
-            step.step()
-        return theta.detach().numpy().copy()
-    optax, jnp = pytest.importorskip("optax"), pytest.importorskip("jax.numpy")
-    tx = optax.adamw(lr, weight_decay=weight_decay)
-    theta = jnp.asarray(start)
-    state = tx.init(theta)
-    for g in gradients:
-        updates, state = tx.update(jnp.asarray(g), state, theta)
-        theta = optax.apply_updates(theta, updates)
-    return np.asarray(theta)
+    optimizer = Optimizer("adamw", convention, lr=lr, weight_decay=weight_decay)
+    return _framework(optimizer, [start], [[g] for g in gradients], "float32")[0]
 
 
 def test_adamw_float32_torch_rounds_1_minus_lr_wd_no_decay_below_2_to_minus_25_and_19_percent_too_much_at_1e_7():

@@ -45,7 +45,7 @@ def test_each_framework_passes_in_its_own_convention(comparison):
     ("adam(lr=0.001)", 0.0, 1e-5),  # the same rule: rounding only
     ("adam(lr=0.001, amsgrad=True)", 4.40532e-3, 1e-5),
     ("adamw(lr=0.001)", 16 * 1e-3 * (1e-2 - 1e-4), 5e-3),  # 16 steps of lr (wd_torch - wd_optax) theta
-    ("rmsprop(lr=0.01)", 0.349263, 1e-5),  # eps and alpha together: the README's "0.35 apart after 16 steps"
+    ("rmsprop(lr=0.01)", 0.349263, 1e-5),  # eps and alpha together: adapters.divergences' "0.35 apart"
     ("adagrad(lr=0.01)", 4.45302e-2, 1e-5),
 ])
 def test_the_conventions_are_as_far_apart_as_their_causes_make_them(comparison, configuration, apart, rel):
