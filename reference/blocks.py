@@ -53,9 +53,9 @@ def scratch(like: np.ndarray, count: int = 2) -> list[np.ndarray]:
     return [buffer[: like.size].reshape(like.shape) for buffer in buffers[:count]]
 
 
-def each_block(function: Callable[..., None], arrays: Sequence[np.ndarray], size: int, first: int = 0) -> None:
-    """Call ``function(*views)`` on each block of ``arrays`` (flat, ``size`` entries each) from entry ``first``."""
-    for start in range(first, size, BLOCK):
+def each_block(function: Callable[..., None], arrays: Sequence[np.ndarray], size: int) -> None:
+    """Call ``function(*views)`` on each block of ``arrays`` (flat, ``size`` entries each)."""
+    for start in range(0, size, BLOCK):
         function(*(array[start : start + BLOCK] for array in arrays))
 
 
@@ -83,37 +83,36 @@ def blockwise(rule: Rule, inputs: Arrays, out: Arrays | None = None) -> dict[str
     it is written): a hint, taken for large arrays only; use what is returned.
     """
     present = [array for array in inputs.values() if array is not None]
-    shape, dtype = present[0].shape, np.result_type(*present)
-    size = int(np.prod(shape))
+    shape, size, dtype = present[0].shape, present[0].size, np.result_type(*present)
     if size < THRESHOLD:  # whole, into the arrays of ``out`` that can hold the results
         into = {name: target for name, target in (out or {}).items()
                 if target is not None and target.shape == shape and target.dtype == dtype}
         return dict(rule(inputs, into))
     names = list(inputs)
     flat = [None if inputs[name] is None else np.ravel(inputs[name]) for name in names]
-    views = {name: None if array is None else array[:BLOCK] for name, array in zip(names, flat)}
-    first = rule(views, {})  # the first block, into new arrays: the outputs' dtypes, and which inputs come back
-    kept = {name for name, value in first.items() if value is not None and value is views.get(name)}
+    views = {name: None if array is None else array[:1] for name, array in zip(names, flat)}
+    probe = rule(views, {})  # the first entry alone, into new arrays: the outputs' dtypes, which inputs come back
+    kept = {name for name, value in probe.items() if value is not None and value is views.get(name)}
     targets = {}
-    for name, value in first.items():
+    for name, value in probe.items():
         if value is None or name in kept:
             continue
         target = None if out is None else out.get(name)
         fits = target is not None and target.shape == shape and target.dtype == value.dtype
         targets[name] = target if fits and target.flags.c_contiguous else np.empty(shape, dtype=value.dtype)
     operands = [array for array in flat if array is not None]
-    outputs = list(targets)
+    given, outputs = [name for name in names if inputs[name] is not None], list(targets)
+    absent = {name: None for name in names if inputs[name] is None}
+    count = len(operands)
 
     def block(*blocks: np.ndarray) -> None:
-        given, into = iter(blocks[: len(operands)]), dict(zip(outputs, blocks[len(operands) :]))
-        values = rule({name: None if array is None else next(given) for name, array in zip(names, flat)}, into)
+        into = dict(zip(outputs, blocks[count:]))
+        values = rule({**absent, **dict(zip(given, blocks[:count]))}, into)
         for name, result in into.items():
             if values[name] is not result:
                 result[...] = values[name]
 
     destinations = [targets[name].reshape(-1) for name in outputs]
-    for name, destination in zip(outputs, destinations):
-        destination[:BLOCK] = first[name]  # the first block is done: it was computed into new arrays
-    each_block(block, operands + destinations, size, first=BLOCK)
+    each_block(block, operands + destinations, size)
     return {name: inputs[name] if name in kept else None if value is None else targets[name]
-            for name, value in first.items()}
+            for name, value in probe.items()}
