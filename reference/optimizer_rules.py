@@ -171,17 +171,27 @@ def written_slots(optimizer: Optimizer) -> tuple[str, ...]:
             "adagrad": ("sum_of_squares",)}["adam" if o.name == "adamw" else o.name]
 
 
+#: The largest buffer ``_new_state_arrays`` makes (bytes): glibc's ceiling for reusing freed blocks (its largest
+#: mmap threshold on 64-bit systems). A buffer above it is mapped afresh by every step, every page faulting.
+ONE_BUFFER_LIMIT = 32 << 20
+
+
 def _new_state_arrays(state: OptimizerState, slots: Collection[str]) -> dict[str, list[list[np.ndarray | None]]]:
     """New float64 arrays shaped as ``state[slot]`` for each of ``slots``, all views of one new buffer.
 
-    One allocation instead of one per array (speed): glibc hands large freed
-    blocks back to the kernel, and every page of a new block faults on its
-    first write; a step's new Adam moments at 784-256-256-10 took about 700
-    page faults, a fifth of the step.
+    One allocation instead of one per array (speed): glibc hands freed blocks
+    back to the kernel when several large ones are freed together, and every
+    page of a new block faults on its first write; a step's new Adam moments
+    at 784-256-256-10 took about 700 page faults, a fifth of the step. Above
+    ``ONE_BUFFER_LIMIT`` none (an empty dict): each array is then allocated
+    on its own, as glibc reuses blocks of that size.
     """
     shapes = [(slot, layer, kind, array.shape) for slot in slots for layer, pair in enumerate(state.slots[slot])
               for kind, array in enumerate(pair) if array is not None]
-    buffer, start = np.empty(sum(math.prod(shape) for *_, shape in shapes)), 0
+    total = sum(math.prod(shape) for *_, shape in shapes)
+    if total * 8 > ONE_BUFFER_LIMIT:
+        return {}
+    buffer, start = np.empty(total), 0
     views: dict[str, list[list[np.ndarray | None]]] = {
         slot: [[None, None] for _ in state.slots[slot]] for slot in slots}
     for slot, layer, kind, shape in shapes:

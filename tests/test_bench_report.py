@@ -112,7 +112,8 @@ def test_every_worker_has_imported_before_the_first_one_warms_up_and_calibrates(
             events.append("build")
             return {"warm_step_seconds": 0.001}
 
-        def run(self, count):
+        def run(self, count, warm=0):
+            events.append(("run", count, warm))
             return {"seconds_per_step": 0.001, "cpu_per_wall": 1.0, "page_faults_per_step": 0.0}
 
         def close(self):
@@ -120,9 +121,12 @@ def test_every_worker_has_imported_before_the_first_one_warms_up_and_calibrates(
 
     monkeypatch.setattr(measure, "Worker", Recording)
     implementations = [plan.implementation_named(name) for name in (plan.REFERENCE_PUBLIC, "torch eager float64")]
-    timed = measure.time_size(plan.SIZES[0], implementations, repeats=1, sample_seconds=0.01, settle_seconds=0.0)
+    timed = measure.time_size(plan.SIZES[0], implementations, repeats=1, sample_seconds=0.01, settle_seconds=0.0,
+                              warm_seconds=0.05)
     assert events.index("build") >= len(implementations) and events.count("build") == len(implementations)
     assert timed["implementations"][plan.REFERENCE_PUBLIC]["steps_per_sample"] == 10
+    # every sample after untimed steps (50 ms of 1 ms steps): a pool idle through the pause wakes first
+    assert [event for event in events if event[0] == "run"] == [("run", 10, 50)] * len(implementations)
 
 
 def test_what_each_adam_update_costs_is_its_adam_step_less_its_plain_step():

@@ -119,6 +119,19 @@ def test_a_new_state_is_the_written_slots_in_one_new_buffer_and_the_other_slots_
     assert not any(np.shares_memory(a, b) for i, a in enumerate(written) for b in written[i + 1:])
 
 
+def test_above_the_one_buffer_limit_each_new_slot_array_is_its_own_with_the_same_numbers(monkeypatch):
+    optimizer = Optimizer("adam", lr=0.01, amsgrad=True)
+    params, state, grads = _state_after(optimizer, 2, init_params(NET, seed=0), np.random.default_rng(6))
+    expected = optimizer_update(optimizer, state, params, grads)
+    limit = 8 * params[0][0].size  # bytes: less than one slot's arrays
+    monkeypatch.setattr("backprop_conformance.reference.optimizer_rules.ONE_BUFFER_LIMIT", limit)
+    actual = optimizer_update(optimizer, state, params, grads)
+    _same(actual[0], expected[0])
+    for slot in state.slots:
+        _same(actual[1][slot], expected[1][slot])
+        assert all(a.base is None for pair in actual[1][slot] for a in pair)  # each allocated on its own
+
+
 @pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=_ids)
 def test_no_result_of_an_update_is_a_view_of_its_scratch_arrays(optimizer):
     params, state, grads = _state_after(optimizer, 2, init_params(NET, seed=0), np.random.default_rng(7))

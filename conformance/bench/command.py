@@ -34,9 +34,11 @@ from backprop_conformance.bench.plan import (
     QUICK_SETTLE_SECONDS,
     QUICK_SIZES,
     QUICK_SUITE_EXAMPLES,
+    QUICK_WARM_SECONDS,
     SAMPLE_SECONDS,
     SETTLE_SECONDS,
     SIZES,
+    WARM_SECONDS,
     framework_available,
 )
 from backprop_conformance.bench.render import render_markdown
@@ -85,6 +87,7 @@ def run(arguments: argparse.Namespace) -> int:
     repeats = arguments.repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
     sample_seconds = QUICK_SAMPLE_SECONDS if quick else SAMPLE_SECONDS
     settle_seconds = QUICK_SETTLE_SECONDS if quick else SETTLE_SECONDS
+    warm_seconds = QUICK_WARM_SECONDS if quick else WARM_SECONDS
     sizes = [size for size in SIZES if not quick or size.name in QUICK_SIZES]
     implementations, unavailable = [], {}
     for implementation in IMPLEMENTATIONS:
@@ -104,7 +107,7 @@ def run(arguments: argparse.Namespace) -> int:
     timed = []
     for size in sizes:
         _log(f"bench: {size.name}, {len(implementations)} implementations x {repeats} rounds")
-        timed.append(time_size(size, implementations, repeats, sample_seconds, settle_seconds))
+        timed.append(time_size(size, implementations, repeats, sample_seconds, settle_seconds, warm_seconds))
     peak = merge_peaks(peak_before, machine_peaks(peak_size, PEAK_REPEATS, with_torch=not quick))
     load_after = _load_average()
     suite = None
@@ -119,6 +122,7 @@ def run(arguments: argparse.Namespace) -> int:
         "repeats": repeats,
         "sample_seconds": sample_seconds,
         "settle_seconds": settle_seconds,
+        "warm_seconds": warm_seconds,
         "learning_rate": LEARNING_RATE,
         "environment": environment(timed),
         "unavailable": unavailable,

@@ -5,7 +5,7 @@ implementation runs in its own worker process (``bench.worker``), so that
 no library's thread pool competes with another's; the workers take turns
 round-robin (the first one rotating every round), each turn a batch of
 steps long enough to time, after a pause that lets the previous worker's
-threads go idle. The report gives medians with their quartiles. Ratios are
+threads go idle and untimed steps that wake the worker's own. The report gives medians with their quartiles. Ratios are
 reference / fastest float64 framework of the same thread group: of the
 medians, and the median of the per-round ratios (a round's samples are
 taken seconds apart, so slow phases of the machine hit both sides).
@@ -31,6 +31,7 @@ from backprop_conformance.bench.plan import (
     PACKAGES,
     SETTLE_SECONDS,
     THREAD_GROUPS,
+    WARM_SECONDS,
     BenchSize,
     Implementation,
     step_flops,
@@ -85,9 +86,9 @@ class Worker:
             raise WorkerError(f"{self.name}: {lines[-1] if lines else f'exit status {self.process.returncode}'}")
         return json.loads(line)
 
-    def run(self, count: int) -> dict:
-        """Return the worker's timing of ``count`` steps."""
-        self.process.stdin.write(f"{count}\n")
+    def run(self, count: int, warm: int = 0) -> dict:
+        """Return the worker's timing of ``count`` steps, taken after ``warm`` untimed ones."""
+        self.process.stdin.write(f"{count} {warm}\n")
         self.process.stdin.flush()
         return self._answer()
 
@@ -135,13 +136,14 @@ def time_size(
     repeats: int,
     sample_seconds: float,
     settle_seconds: float = SETTLE_SECONDS,
+    warm_seconds: float = WARM_SECONDS,
 ) -> dict:
     """Return the timings of every implementation on one size, each in its own process, interleaved.
 
     The workers import side by side, then build and warm up one after the
     other (so that compilation and memory are measured without the others
     busy), then take turns round-robin, the first one rotating, each turn
-    after a pause of ``settle_seconds``.
+    after a pause of ``settle_seconds`` and ``warm_seconds`` of untimed steps.
     """
     started: dict[str, Worker] = {}
     workers: dict[str, Worker] = {}
@@ -173,6 +175,7 @@ def time_size(
                 "own_kernels": implementation.own_kernels,
                 **{key: value for key, value in ready.items() if key != "warm_step_seconds"},
                 "steps_per_sample": max(1, math.ceil(sample_seconds / max(ready["warm_step_seconds"], 1e-9))),
+                "warm_steps": math.ceil(warm_seconds / max(ready["warm_step_seconds"], 1e-9)),
                 "samples": [],
                 "cpu_per_wall": [],
                 "page_faults_per_step": [],
@@ -182,7 +185,7 @@ def time_size(
             offset = round_index % len(names)
             for name in names[offset:] + names[:offset]:
                 time.sleep(settle_seconds)
-                answer = workers[name].run(results[name]["steps_per_sample"])
+                answer = workers[name].run(results[name]["steps_per_sample"], results[name]["warm_steps"])
                 results[name]["samples"].append(answer["seconds_per_step"])
                 results[name]["cpu_per_wall"].append(answer["cpu_per_wall"])
                 results[name]["page_faults_per_step"].append(answer["page_faults_per_step"])

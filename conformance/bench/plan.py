@@ -77,6 +77,10 @@ LEARNING_RATE = 0.01
 #: (OpenBLAS, torch's OpenMP, XLA's) stop spinning and do not compete with the one being timed.
 SETTLE_SECONDS = 0.25
 QUICK_SETTLE_SECONDS = 0.02
+#: Then untimed steps for this long before the sample: a thread pool that idled through the pause is slow to
+#: wake (XLA's most: a 60 ms sample of jax.jit at 784-256-256-10 straight after it ran 1.7x its steady time).
+WARM_SECONDS = 0.1
+QUICK_WARM_SECONDS = 0.005
 #: The matmul that measures the machine's peak, n x n times n x n.
 PEAK_MATMUL_SIZE = 2048
 QUICK_PEAK_MATMUL_SIZE = 256

@@ -165,7 +165,7 @@ def render_markdown(document: dict) -> str:
               "`OPENBLAS_NUM_THREADS=1`, `OMP_NUM_THREADS=1`):", ""]
     lines += _per_implementation_table(document, single_names, step_time)
     lines += ["", "What Adam's update costs each (its Adam step's median less its plain step's, ms): the "
-              "reference's rule is 13 NumPy passes on one core (in place, block by block in cache), torch's a "
+              "reference's rule is 12 NumPy passes on one core (in place, block by block in cache), torch's a "
               "few fused in-place kernels, XLA's one fused loop.", "", *_update_table(document)]
 
     def cores(size: dict, result: dict) -> str:
@@ -287,7 +287,10 @@ def _method_lines(document: dict) -> list[str]:
         "- Each implementation runs in its own worker process (no thread pool of one library competes with "
         "another's inside a process). The workers take turns round-robin, the first one rotating each round, "
         f"{document['repeats']} rounds; before each turn the benchmark pauses {document['settle_seconds']} s so "
-        "that the previous worker's threads stop spinning. A sample is a batch of consecutive steps lasting at least "
+        "that the previous worker's threads stop spinning, then the worker runs untimed steps for "
+        f"{document.get('warm_seconds', 0) * 1e3:.0f} ms, so that its own threads are awake (idle through the "
+        "pause, XLA's pool ran a 60 ms sample 1.7x slower at 784-256-256-10). A sample is a batch of "
+        "consecutive steps lasting at least "
         f"{document['sample_seconds'] * 1e3:.0f} ms (calibrated on a warm step), timed inside the worker with "
         "the garbage collector off, divided by the number of steps.",
         "- Ratios divide the reference's median by the fastest float64 framework's of the same thread group; "

@@ -118,8 +118,8 @@ def serve(size_name: str, implementation_name: str, protocol: Any, commands: Any
     there), agreement with ``reference.sgd_step`` after it, the growth of
     peak RSS from after the imports and data to after ``MEMORY_PROBE_STEPS``
     more steps, tracemalloc's or XLA's view of a step's memory, and a warm
-    step's time. Then, for each line ``k`` read from ``commands``, ``k`` steps
-    and one line with their time per step.
+    step's time. Then, for each line ``k w`` read from ``commands``, ``w``
+    untimed steps, ``k`` timed ones and one line with their time per step.
     """
     size = next(s for s in SIZES if s.name == size_name)
     implementation = implementation_named(implementation_name)
@@ -150,7 +150,9 @@ def serve(size_name: str, implementation_name: str, protocol: Any, commands: Any
     ready["warm_step_seconds"] = min(_timed(stepper, 1)["seconds_per_step"] for _ in range(3))
     print(json.dumps(ready), file=protocol, flush=True)
     for line in commands:
-        print(json.dumps(_timed(stepper, int(line))), file=protocol, flush=True)
+        count, _, warm = line.partition(" ")
+        stepper.steps(int(warm or 0))  # untimed: its thread pool, idle through the parent's pause, wakes
+        print(json.dumps(_timed(stepper, int(count))), file=protocol, flush=True)
 
 
 def _serve_from_command_line(arguments: Sequence[str]) -> int:
