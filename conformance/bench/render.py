@@ -289,10 +289,9 @@ def _method_lines(document: dict) -> list[str]:
         f"{document['repeats']} rounds; before each turn the benchmark pauses {document['settle_seconds']} s so "
         "that the previous worker's threads stop spinning, then the worker runs untimed steps for "
         f"{document.get('warm_seconds', 0) * 1e3:.0f} ms, so that its own threads are awake (idle through the "
-        "pause, XLA's pool ran a 60 ms sample 1.7x slower at 784-256-256-10). A sample is a batch of "
-        "consecutive steps lasting at least "
-        f"{document['sample_seconds'] * 1e3:.0f} ms (calibrated on a warm step), timed inside the worker with "
-        "the garbage collector off, divided by the number of steps.",
+        "pause, XLA's pool ran a 60 ms sample 1.7x slower at 784-256-256-10). A sample is a batch of steps "
+        f"lasting at least {document['sample_seconds'] * 1e3:.0f} ms (calibrated on a warm step), timed inside "
+        "the worker with the garbage collector off, divided by the number of steps.",
         "- Ratios divide the reference's median by the fastest float64 framework's of the same thread group; "
         "per-round ratios divide the samples of the same round (taken seconds apart), which cancels slow phases "
         "of a shared machine that hit both.",
