@@ -5,10 +5,11 @@ implementation runs in its own worker process (``bench.worker``), so that
 no library's thread pool competes with another's; the workers take turns
 round-robin (the first one rotating every round), each turn a batch of
 steps long enough to time, after a pause that lets the previous worker's
-threads go idle and untimed steps that wake the worker's own. The report gives medians with their quartiles. Ratios are
-reference / fastest float64 framework of the same thread group: of the
-medians, and the median of the per-round ratios (a round's samples are
-taken seconds apart, so slow phases of the machine hit both sides).
+threads go idle and untimed steps that wake the worker's own. The report
+gives medians with their quartiles. Ratios are reference / fastest float64
+framework of the same thread group: of the medians, and the median of the
+per-round ratios (a round's samples are taken seconds apart, so slow
+phases of the machine hit both sides).
 """
 
 from __future__ import annotations
