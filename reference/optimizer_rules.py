@@ -114,7 +114,7 @@ def _adam(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: 
         # lr/c1 m / (sqrt(v)/sqrt(c2) + eps) = (lr sqrt(c2)/c1) m / (sqrt(v) + eps sqrt(c2)): one division fewer
         root2 = math.sqrt(correction2)
         np.sqrt(nu, out=a)
-        a += o.eps * root2  # a = sqrt(v_t) + eps sqrt(1 - beta2^t)
+        a += o.eps * root2 or o.eps  # a = sqrt(v_t) + eps sqrt(1 - beta2^t); eps where that underflows to 0
         np.divide(mu, a, out=a)
         a *= o.lr * root2 / correction1  # a = lr sqrt(1 - beta2^t) / (1 - beta1^t) m_t / a
         return np.subtract(theta, a, out=out.get("theta"))

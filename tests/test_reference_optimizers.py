@@ -114,6 +114,7 @@ def test_a_bad_setting_is_refused_naming_the_field_and_value(settings, error, ma
 @pytest.mark.parametrize("optimizer", [
     Optimizer("adagrad", "optax", lr=0.1, eps=0.0), Optimizer("adagrad", eps=0.0, initial_accumulator_value=0.5),
     Optimizer("sgd", lr=0.1, momentum=1.0), Optimizer("adam", "optax", lr=0.1, eps=0.0, eps_root=1e-8),
+    Optimizer("adam", lr=0.1, eps=5e-324),  # the least float64 above 0: eps sqrt(1 - beta2^t) rounds to 0
 ], ids=_id)
 def test_a_boundary_setting_that_never_divides_0_by_0_is_taken(optimizer):
     # A dead unit's gradient is 0 from the first step: the accumulator (or eps_root) keeps its denominator > 0.
