@@ -138,3 +138,23 @@ def test_what_each_adam_update_costs_is_its_adam_step_less_its_plain_step():
     assert lines[header].split(" | ")[1:] == ["reference train step adam - train step",
                                               "jax.jit adam float64 - jax.jit float64 |"]
     assert lines[header + 2] == "| 1024-1024-1024-1024-10, batch 256 | 27.5 | 13 |"
+
+
+def test_adam_held_to_one_core_is_judged_against_one_core_adam_alone_and_as_context():
+    size = _large_size(50.0, 40.0, 52.0, 45.0)
+    one_core = {"threads": "one core", "group": "adam, one core"}
+    size["implementations"] |= {
+        plan.REFERENCE_ADAM_TRAIN: _result("reference", 60.0) | {"group": "adam"},
+        "jax.jit adam float64": _result("jax", 50.0) | {"group": "adam"},
+        plan.REFERENCE_ADAM_TRAIN + plan.ONE_CORE: _result("reference", 90.0) | one_core,
+        "jax.jit adam float64" + plan.ONE_CORE: _result("jax", 100.0) | one_core,
+    }
+    size["ratios"] = {group: measure._ratios(size["implementations"], group) for group in plan.THREAD_GROUPS}
+    checks = {check["reference"]: check for check in _document(size)["targets"]}
+    held = checks[plan.REFERENCE_ADAM_TRAIN + plan.ONE_CORE]
+    assert held["against"] == "jax.jit adam float64" + plan.ONE_CORE and held["ratio"] == pytest.approx(0.9)
+    assert held["met"] and held["context"]
+    default = checks[plan.REFERENCE_ADAM_TRAIN]  # the target: default threads, against default threads only
+    assert default["against"] == "jax.jit adam float64" and default["ratio"] == pytest.approx(1.2)
+    assert not default["met"] and not default["context"]
+    assert plan.implementation_named(plan.REFERENCE_ADAM_TRAIN + plan.ONE_CORE).group == "adam, one core"

@@ -137,8 +137,10 @@ class Implementation:
 
     @property
     def group(self) -> str:
-        """The group whose ratios are taken among themselves (``GROUPS``)."""
-        return "adam" if self.rule == "adam" else "one core" if self.one_core else "default"
+        """The group whose ratios are taken among themselves (``THREAD_GROUPS``)."""
+        if self.rule == "adam":
+            return "adam, one core" if self.one_core else "adam"
+        return "one core" if self.one_core else "default"
 
 
 def step_flops(network: Network, batch: int) -> int:
@@ -194,12 +196,21 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(REFERENCE_ADAM_TRAIN, "reference", "float64", ReferenceAdamTrainStepper, rule="adam"),
     Implementation("torch eager adam float64", "torch", "float64", torch_adam_float64, rule="adam"),
     Implementation("jax.jit adam float64", "jax", "float64", jax_adam_float64, rule="adam"),
+    # And held to one core, as context: how far Adam's passes on one core are from the fused kernels on one.
+    Implementation(REFERENCE_ADAM_PUBLIC + ONE_CORE, "reference", "float64", ReferenceAdamPublicStepper, one_core=True,
+                   rule="adam"),
+    Implementation(REFERENCE_ADAM_TRAIN + ONE_CORE, "reference", "float64", ReferenceAdamTrainStepper, one_core=True,
+                   rule="adam"),
+    Implementation("torch eager adam float64" + ONE_CORE, "torch", "float64", torch_adam_float64, one_core=True,
+                   rule="adam"),
+    Implementation("jax.jit adam float64" + ONE_CORE, "jax", "float64", jax_adam_float64, one_core=True, rule="adam"),
 )
 #: (an Adam step, the same implementation's plain step): their difference is what its Adam update costs.
-UPDATE_PAIRS = ((REFERENCE_ADAM_TRAIN, REFERENCE_TRAIN), (REFERENCE_ADAM_PUBLIC, REFERENCE_PUBLIC),
-                ("torch eager adam float64", "torch eager float64"), ("jax.jit adam float64", "jax.jit float64"))
-#: The groups whose ratios are taken among themselves: default threads, held to one core, and Adam.
-THREAD_GROUPS = ("default", "one core", "adam")
+UPDATE_PAIRS = tuple((adam + threads, plain + threads) for threads in ("", ONE_CORE) for adam, plain in (
+    (REFERENCE_ADAM_TRAIN, REFERENCE_TRAIN), (REFERENCE_ADAM_PUBLIC, REFERENCE_PUBLIC),
+    ("torch eager adam float64", "torch eager float64"), ("jax.jit adam float64", "jax.jit float64")))
+#: The groups whose ratios are taken among themselves: default threads, held to one core, and Adam's two.
+THREAD_GROUPS = ("default", "one core", "adam", "adam, one core")
 
 
 def expected_params(implementation: Implementation, network: Network, params: Params, x: np.ndarray,
