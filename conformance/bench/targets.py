@@ -35,7 +35,7 @@ def targets(document: dict) -> list[dict]:
     calls them, against the same frameworks' whole step; Adam's steps
     (public and train) against torch's and optax's Adam. Seed sizes:
     reference.sgd_step faster than torch eager (float64). Judged on the
-    libraries' default threads; the one-core group is reported beside them
+    libraries' default threads; the one-core groups are reported beside them
     as context.
     """
     checks = []
