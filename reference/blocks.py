@@ -53,9 +53,9 @@ def scratch(like: np.ndarray, count: int = 2) -> list[np.ndarray]:
     return [buffer[: like.size].reshape(like.shape) for buffer in buffers[:count]]
 
 
-def each_block(function: Callable[..., None], arrays: Sequence[np.ndarray], size: int, first: int = 0) -> None:
-    """Call ``function(*views)`` on each block of ``arrays`` (flat, ``size`` entries each) from entry ``first``."""
-    for start in range(first, size, BLOCK):
+def each_block(function: Callable[..., None], arrays: Sequence[np.ndarray], size: int) -> None:
+    """Call ``function(*views)`` on each block of ``arrays`` (flat, ``size`` entries each)."""
+    for start in range(0, size, BLOCK):
         function(*(array[start : start + BLOCK] for array in arrays))
 
 
@@ -90,11 +90,11 @@ def blockwise(rule: Rule, inputs: Arrays, out: Arrays | None = None) -> dict[str
         return dict(rule(inputs, into))
     names = list(inputs)
     flat = [None if inputs[name] is None else np.ravel(inputs[name]) for name in names]
-    views = {name: None if array is None else array[:BLOCK] for name, array in zip(names, flat)}
-    first = rule(views, {})  # the first block, into new arrays: the outputs' dtypes, and which inputs come back
-    kept = {name for name, value in first.items() if value is not None and value is views.get(name)}
+    views = {name: None if array is None else array[:1] for name, array in zip(names, flat)}
+    probe = rule(views, {})  # the first entry alone, into new arrays: the outputs' dtypes, which inputs come back
+    kept = {name for name, value in probe.items() if value is not None and value is views.get(name)}
     targets = {}
-    for name, value in first.items():
+    for name, value in probe.items():
         if value is None or name in kept:
             continue
         target = None if out is None else out.get(name)
@@ -113,8 +113,6 @@ def blockwise(rule: Rule, inputs: Arrays, out: Arrays | None = None) -> dict[str
                 result[...] = values[name]
 
     destinations = [targets[name].reshape(-1) for name in outputs]
-    for name, destination in zip(outputs, destinations):
-        destination[:BLOCK] = first[name]  # the first block is done: it was computed into new arrays
-    each_block(block, operands + destinations, size, first=BLOCK)
+    each_block(block, operands + destinations, size)
     return {name: inputs[name] if name in kept else None if value is None else targets[name]
-            for name, value in first.items()}
+            for name, value in probe.items()}

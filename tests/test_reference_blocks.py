@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from backprop_conformance.reference import Network, Optimizer, blocks, init_params, optimizer_step, train
-from backprop_conformance.reference.optimizer_rules import init_state, optimizer_update
+from backprop_conformance.reference.optimizer_rules import init_state, optimizer_update, written_slots
 from backprop_conformance.reference.overflow import ReferenceOverflow, raising
 from backprop_conformance.reference.training import _sgd_update, _sgd_update_in_place, sgd_step
 
@@ -103,6 +103,33 @@ def test_a_large_array_is_written_over_where_allowed_and_a_slot_left_alone_is_no
     for layer, kind in [(0, 0), (1, 0), (1, 1)]:
         assert (new_state["mu"][layer][kind] is state["mu"][layer][kind]) == ("state" in overwrite)
     assert new_state["nu_max"][0][0] is state["nu_max"][0][0]
+
+
+@pytest.mark.parametrize("optimizer", [*OPTIMIZERS, Optimizer("sgd", lr=0.1), Optimizer("rmsprop", lr=0.01)], ids=_ids)
+def test_a_new_state_is_the_written_slots_in_one_new_buffer_and_the_other_slots_passed_on(optimizer):
+    params, state, grads = _state_after(optimizer, 2, init_params(NET, seed=0), np.random.default_rng(5))
+    new_state = optimizer_update(optimizer, state, params, grads)[1]
+    given = [a for tree in (params, grads, *state.slots.values()) for pair in tree for a in pair if a is not None]
+    written = [a for slot in written_slots(optimizer) for pair in new_state[slot] for a in pair if a is not None]
+    for slot in set(state.slots) - set(written_slots(optimizer)):  # the rule leaves it alone: not even copied
+        assert all(a is b for pair, old in zip(new_state[slot], state[slot]) for a, b in zip(pair, old))
+    assert len(written) == 4 * len(written_slots(optimizer))  # two layers of W and b; plain sgd writes no slot
+    assert all(a.base is written[0].base is not None for a in written)  # one allocation (speed)
+    assert not any(np.shares_memory(a, b) for a in written for b in given)
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(written) for b in written[i + 1:])
+
+
+def test_above_the_one_buffer_limit_each_new_slot_array_is_its_own_with_the_same_numbers(monkeypatch):
+    optimizer = Optimizer("adam", lr=0.01, amsgrad=True)
+    params, state, grads = _state_after(optimizer, 2, init_params(NET, seed=0), np.random.default_rng(6))
+    expected = optimizer_update(optimizer, state, params, grads)
+    limit = 8 * params[0][0].size  # bytes: less than one slot's arrays
+    monkeypatch.setattr("backprop_conformance.reference.optimizer_rules.ONE_BUFFER_LIMIT", limit)
+    actual = optimizer_update(optimizer, state, params, grads)
+    _same(actual[0], expected[0])
+    for slot in state.slots:
+        _same(actual[1][slot], expected[1][slot])
+        assert all(a.base is None for pair in actual[1][slot] for a in pair)  # each allocated on its own
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=_ids)
