@@ -181,23 +181,24 @@ def _new_state_arrays(state: OptimizerState, slots: Collection[str]) -> dict[str
 
     One allocation instead of one per array (speed): glibc hands freed blocks
     back to the kernel when several large ones are freed together, and every
-    page of a new block faults on its first write; a step's new Adam moments
-    at 784-256-256-10 took about 700 page faults, a fifth of the step. Above
+    page of a new block faults on its first write: in ``backprop bench``'s
+    worker, the public Adam step at 784-256-256-10 made 471 page faults a
+    step without it and took a third longer (how many depends on the
+    process's allocation history: 0 to 730 in other runs). Above
     ``ONE_BUFFER_LIMIT`` none (an empty dict): each array is then allocated
     on its own, as glibc reuses blocks of that size.
     """
-    shapes = [(slot, layer, kind, array.shape) for slot in slots for layer, pair in enumerate(state.slots[slot])
+    arrays = [(slot, layer, kind, array) for slot in slots for layer, pair in enumerate(state.slots[slot])
               for kind, array in enumerate(pair) if array is not None]
-    total = sum(math.prod(shape) for *_, shape in shapes)
+    total = sum(array.size for *_, array in arrays)
     if total * 8 > ONE_BUFFER_LIMIT:
         return {}
     buffer, start = np.empty(total), 0
     views: dict[str, list[list[np.ndarray | None]]] = {
         slot: [[None, None] for _ in state.slots[slot]] for slot in slots}
-    for slot, layer, kind, shape in shapes:
-        size = math.prod(shape)
-        views[slot][layer][kind] = buffer[start : start + size].reshape(shape)
-        start += size
+    for slot, layer, kind, array in arrays:
+        views[slot][layer][kind] = buffer[start : start + array.size].reshape(array.shape)
+        start += array.size
     return views
 
 

@@ -227,6 +227,12 @@ def _checked_state(optimizer: Optimizer, state: OptimizerState | None, params: P
         shapes = [tuple(None if a is None else np.shape(a) for a in pair) for pair in given]
         if shapes != wanted:
             raise ValueError(f"state[{slot!r}] has shapes {shapes}; these params need {wanted}")
+        for layer, pair in enumerate(given):
+            for kind, array in zip("Wb", pair):
+                if array is not None and not (isinstance(array, np.ndarray) and array.dtype == np.float64):
+                    found = f"{array.dtype} array" if isinstance(array, np.ndarray) else type(array).__name__
+                    raise TypeError(f"state[{slot!r}] {parameter_name(layer + 1, kind)} is a {found}; a state "
+                                    "holds float64 arrays, as the steps make them")
     return state
 
 

@@ -250,7 +250,7 @@ def test_numpy_scalars_are_numbers_and_flags():
     assert optimizer.lr == 0.5 and optimizer.amsgrad is True
 
 
-def test_a_state_of_other_shapes_or_a_negative_count_is_refused():
+def test_a_state_of_other_shapes_a_negative_count_or_not_float64_arrays_is_refused():
     optimizer = Optimizer("adam", lr=0.01)
     other = Network((3, 4, 3), ("tanh", "identity"), "mse")
     state = init_state(optimizer, init_params(other, seed=0))
@@ -259,3 +259,8 @@ def test_a_state_of_other_shapes_or_a_negative_count_is_refused():
     negative = OptimizerState(-5, init_state(optimizer, PARAMS).slots)
     with pytest.raises(ValueError, match=r"state.count=-5 must be an int >= 0"):
         train(NET, PARAMS, X, Y, BATCHES, optimizer, state=negative)
+    slots = init_state(optimizer, PARAMS).slots
+    for wrong, found in ((lambda w: w.tolist(), "list"), (lambda w: w.astype(np.float32), "float32 array")):
+        state = OptimizerState(1, {**slots, "nu": [(wrong(w), b) for w, b in slots["nu"]]})
+        with pytest.raises(TypeError, match=rf"state\['nu'\] W1 is a {found}; a state holds float64 arrays"):
+            optimizer_step(NET, PARAMS, X, Y, optimizer, state)
