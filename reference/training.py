@@ -241,11 +241,12 @@ def optimizer_step(network: Network, params: Any, x: Any, y: Any, optimizer: Opt
     """Return the params after one step of ``optimizer`` on the batch (x, y), and the new state."""
     params = check_params(network, params, copy=False)  # read only: the new params go into the gradients (speed)
     x, y = check_data(network, x, y, copy=False)
-    trajectory = _train_with(network, params, x, y, [np.arange(len(x))], check_optimizer(optimizer), state)
+    # The whole batch as a slice: views of x and y, not copies as an index array would make (speed).
+    trajectory = _train_with(network, params, x, y, [slice(None)], check_optimizer(optimizer), state)
     return trajectory.params, trajectory.state  # type: ignore[return-value]
 
 
-def _train_with(network: Network, params: Params, x: np.ndarray, y: np.ndarray, batches: list[np.ndarray],
+def _train_with(network: Network, params: Params, x: np.ndarray, y: np.ndarray, batches: list[np.ndarray | slice],
                 optimizer: Optimizer, state: OptimizerState | None, own_params: bool = False) -> Trajectory:
     """Train with ``optimizer``; ``own_params``: the params are the caller's copies, to update in place.
 
@@ -258,12 +259,13 @@ def _train_with(network: Network, params: Params, x: np.ndarray, y: np.ndarray, 
     workspaces: dict[int, Workspace | None] = {}  # as in train: the last step's arrays per batch size (speed)
     for iteration, batch in enumerate(batches):
         x_batch, y_batch = x[batch], y[batch]
-        step = f"step {state.count + 1} ({len(batch)} samples) of {optimizer.describe()}: "
+        size = len(x_batch)
+        step = f"step {state.count + 1} ({size} samples) of {optimizer.describe()}: "
         overwrite = ("params" if own_params else "grads",) + (("state",) if own_state else ())
         with raising("train", network, params, x_batch, y_batch, step=step, learning_rate=optimizer.lr):
             losses[iteration], params, state, workspace = _optimizer_train_step(
-                network, params, x_batch, y_batch, optimizer, state, workspaces.get(len(batch)), overwrite)
-        workspaces[len(batch)] = workspace if own_params else None  # its grads may now be the params
+                network, params, x_batch, y_batch, optimizer, state, workspaces.get(size), overwrite)
+        workspaces[size] = workspace if own_params else None  # its grads may now be the params
         own_params = own_state = True
     return Trajectory(losses=losses, params=params, state=state)
 

@@ -281,13 +281,15 @@ def test_bench_quick_writes_markdown_and_json(tmp_path, capsys):
     assert document["command"] == command
     for heading in (
         "## Targets", "## Ratios: reference float64 / framework float64", "## Step times (ms)",
-        "## Achieved GFLOP/s", "## Peak memory", "## Conformance suite throughput", "## How it was measured",
+        "## A step's matmuls alone", "## Achieved GFLOP/s", "## Peak memory", "## Conformance suite throughput",
+        "## How it was measured",
     ):
         assert heading in markdown, f"performance.md lacks {heading!r}"
 
     assert document["environment"]["versions"]["numpy"] == np.__version__
     assert {"cpu_count", "numpy_openblas"} <= set(document["environment"]["threads"])
     assert document["matmul_peak"]["numpy_float64"]["best_gflops"] > 0
+    assert document["matmuls"]["sizes"][0]["libraries"]["numpy"]["median"] > 0
     (size,) = document["sizes"]
     assert size["name"] == "2-3-1, batch 1"
     assert size["flops_per_step"] == plan.step_flops(plan.SIZES[0].network, 1)

@@ -32,7 +32,8 @@ MAY_IMPORT = {
 STAGES = {
     "report": ["cases", "progress", "records", "optimizers", "document", "content", "render_markdown", "render_html",
                "figures", "publish", "command"],
-    "bench": ["steppers", "plan", "worker", "peaks", "measure", "suite_speed", "targets", "render", "command"],
+    "bench": ["steppers", "plan", "worker", "peaks", "measure", "tables", "matmuls", "suite_speed", "targets", "render",
+              "command"],
     "vectors": ["catalogue", "records", "command"],
 }
 MAX_LINES = 300

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from backprop_conformance.bench.matmuls import step_matmuls
 from backprop_conformance.bench.measure import environment, time_size
 from backprop_conformance.bench.peaks import blas_pinned, machine_peaks, merge_peaks
 from backprop_conformance.bench.plan import (
@@ -108,6 +109,9 @@ def run(arguments: argparse.Namespace) -> int:
     for size in sizes:
         _log(f"bench: {size.name}, {len(implementations)} implementations x {repeats} rounds")
         timed.append(time_size(size, implementations, repeats, sample_seconds, settle_seconds, warm_seconds))
+    _log("bench: the steps' matmuls alone")
+    large = [size for size in sizes if size.kind == "large"] or sizes  # a --quick run: its one small size
+    matmuls = step_matmuls(large, repeats, sample_seconds, settle_seconds, warm_seconds)
     peak = merge_peaks(peak_before, machine_peaks(peak_size, PEAK_REPEATS, with_torch=not quick))
     load_after = _load_average()
     suite = None
@@ -129,6 +133,7 @@ def run(arguments: argparse.Namespace) -> int:
         "load_average_before": load_before,
         "load_average_after": load_after,
         "matmul_peak": peak,
+        "matmuls": matmuls,
         "sizes": timed,
         "suite": suite,
     }

@@ -33,7 +33,8 @@ threads than it gains.
 
 The pipeline: ``bench.worker`` (one implementation at one size, in its own
 process) -> ``bench.measure`` (the parent: workers interleaved, matmul
-peaks, environment) and ``bench.suite_speed`` -> ``bench.targets`` (judging)
+peaks, environment), ``bench.matmuls`` (a step's matmuls alone, per
+library) and ``bench.suite_speed`` -> ``bench.targets`` (judging)
 -> ``bench.render`` (performance.md) -> ``bench.command``.
 """
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
 
+from backprop_conformance.bench.matmuls import matmul_lines
 from backprop_conformance.bench.plan import (
     CORETYPE_VARIABLE,
     IMPLEMENTATIONS,
@@ -15,25 +15,7 @@ from backprop_conformance.bench.plan import (
     THREAD_GROUPS,
     UPDATE_PAIRS,
 )
-
-
-def _ms(seconds: float) -> str:
-    milliseconds = seconds * 1e3
-    return f"{milliseconds:.3g}" if milliseconds < 100 else f"{milliseconds:.0f}"
-
-
-def _bytes(count: int | None) -> str:
-    if count is None:
-        return "-"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(count) >= scale:
-            return f"{count / scale:.3g} {unit}"
-    return f"{count} B"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+from backprop_conformance.bench.tables import format_bytes, format_ms, markdown_table, per_implementation_table
 
 
 def _xla_step_bytes(stats: dict[str, int]) -> int:
@@ -46,11 +28,11 @@ def _memory_cell(result: dict | None) -> str:
         return "-"
     parts = []
     if "traced_step_peak_bytes" in result:
-        parts.append(f"step {_bytes(result['traced_step_peak_bytes'])} (tracemalloc)")
+        parts.append(f"step {format_bytes(result['traced_step_peak_bytes'])} (tracemalloc)")
     if result.get("xla"):
-        parts.append(f"step {_bytes(_xla_step_bytes(result['xla']))} (XLA)")
+        parts.append(f"step {format_bytes(_xla_step_bytes(result['xla']))} (XLA)")
     if result.get("peak_rss_growth_bytes") is not None:
-        parts.append(f"RSS +{_bytes(result['peak_rss_growth_bytes'])}")
+        parts.append(f"RSS +{format_bytes(result['peak_rss_growth_bytes'])}")
     return "; ".join(parts) or "-"
 
 
@@ -99,7 +81,7 @@ def _targets_table(document: dict) -> list[str]:
          ("yes" if check["met"] else "**no**") + (" (context)" if check["context"] else "")]
         for check in document["targets"]
     ]
-    return _table(
+    return markdown_table(
         ("size", "reference", "against", "target", "ratio of medians", "per-round ratio [q1, median, q3]", "met"),
         rows,
     )
@@ -119,32 +101,20 @@ def _ratio_table(document: dict) -> list[str]:
                     f"{ratio['per_round_median']:.2f} [{ratio['per_round_q1']:.2f}, {ratio['per_round_q3']:.2f}]",
                     versus,
                 ])
-    return _table(
+    return markdown_table(
         ("size", "reference", "fastest float64 framework", "ratio of medians", "per round: median [q1, q3]",
          "ratio to each float64 framework"),
         rows,
     )
 
 
-def _per_implementation_table(document: dict, names: Sequence[str], cell: Callable[[dict, dict], str]) -> list[str]:
-    """Return a table of ``cell(size, result)``, one row per size, one column per measured implementation."""
-    names = [name for name in names if any(name in size["implementations"] for size in document["sizes"])]
-    if not names:
-        return ["(none measured)"]
-    rows = []
-    for size in document["sizes"]:
-        results = size["implementations"]
-        rows.append([size["name"]] + [cell(size, results[name]) if name in results else "-" for name in names])
-    return _table(["size", *names], rows)
-
-
 def _update_table(document: dict) -> list[str]:
     pairs = [(adam, plain) for adam, plain in UPDATE_PAIRS
              if any(adam in size["implementations"] and plain in size["implementations"] for size in document["sizes"])]
-    rows = [[size["name"], *(_ms(found[adam]["median"] - found[plain]["median"]) if adam in found and plain in found
-                             else "-" for adam, plain in pairs)]
+    rows = [[size["name"], *(format_ms(found[adam]["median"] - found[plain]["median"])
+                             if adam in found and plain in found else "-" for adam, plain in pairs)]
             for size in document["sizes"] for found in [size["implementations"]]]
-    return _table(["size", *(f"{adam} - {plain.removeprefix('reference ')}" for adam, plain in pairs)], rows)
+    return markdown_table(["size", *(f"{adam} - {plain.removeprefix('reference ')}" for adam, plain in pairs)], rows)
 
 
 def render_markdown(document: dict) -> str:
@@ -157,22 +127,23 @@ def render_markdown(document: dict) -> str:
     lines += ["", "## Ratios: reference float64 / framework float64", "", *_ratio_table(document)]
 
     def step_time(size: dict, result: dict) -> str:
-        return f"{_ms(result['median'])} [{_ms(result['q1'])}, {_ms(result['q3'])}]"
+        return f"{format_ms(result['median'])} [{format_ms(result['q1'])}, {format_ms(result['q3'])}]"
 
     lines += ["", "## Step times (ms): median [q1, q3]", "", "Default threads:", ""]
-    lines += _per_implementation_table(document, default_names, step_time)
+    lines += per_implementation_table(document, default_names, step_time)
     lines += ["", "Held to one core (the worker's CPU affinity is one CPU, which also sizes XLA's thread pool; "
               "`OPENBLAS_NUM_THREADS=1`, `OMP_NUM_THREADS=1`):", ""]
-    lines += _per_implementation_table(document, single_names, step_time)
+    lines += per_implementation_table(document, single_names, step_time)
     lines += ["", "What Adam's update costs each (its Adam step's median less its plain step's, ms): the "
               "reference's rule is 12 NumPy passes on one core (in place, block by block in cache), torch's a "
               "few fused in-place kernels, XLA's one fused loop.", "", *_update_table(document)]
+    lines += matmul_lines(document)
 
     def cores(size: dict, result: dict) -> str:
         return f"{statistics.median(result['cpu_per_wall']):.2f}"
 
     lines += ["", "Cores busy while stepping (process CPU time / wall time, median; spinning threads count):", ""]
-    lines += _per_implementation_table(document, default_names + single_names, cores)
+    lines += per_implementation_table(document, default_names + single_names, cores)
 
     def faults(size: dict, result: dict) -> str:
         return f"{statistics.median(result['page_faults_per_step']):.0f}"
@@ -180,7 +151,7 @@ def render_markdown(document: dict) -> str:
     lines += ["", "Minor page faults per step (median): fresh memory the step touched, each fault a few "
               "microseconds of kernel time; freed memory that the allocator returned to the system faults "
               "again when it is reused.", ""]
-    lines += _per_implementation_table(document, default_names + single_names, faults)
+    lines += per_implementation_table(document, default_names + single_names, faults)
 
     def achieved(size: dict, result: dict) -> str:
         # The pinned reference against the pinned kernels' peak; the rest against the CPU's own kernels'.
@@ -206,10 +177,10 @@ def render_markdown(document: dict) -> str:
         + ", ".join(f"{size['name']} {size['flops_per_step'] / 1e6:.3g}" for size in document["sizes"]) + ".",
         "",
     ]
-    lines += _per_implementation_table(document, default_names + single_names, achieved)
+    lines += per_implementation_table(document, default_names + single_names, achieved)
 
     lines += ["", "## Peak memory", ""]
-    lines += _per_implementation_table(document, default_names, lambda size, result: _memory_cell(result))
+    lines += per_implementation_table(document, default_names, lambda size, result: _memory_cell(result))
     lines += [
         "",
         "- **tracemalloc** (reference): the most bytes NumPy held at once during one step, beyond what was live "
@@ -259,7 +230,7 @@ def _suite_lines(suite: dict | None) -> list[str]:
                  f"{repeated['reference_gradient_seconds']:.2f}", ""])
     rows.append(["Hypothesis's generation and the rest", f"{first['hypothesis_and_other_seconds']:.2f}",
                  f"{repeated['hypothesis_and_other_seconds']:.2f}", ""])
-    lines += _table(("where the time goes", "first pass (s)", "repeated (s)", "outcomes"), rows)
+    lines += markdown_table(("where the time goes", "first pass (s)", "repeated (s)", "outcomes"), rows)
     if suite["unavailable"]:
         lines += ["", "Unavailable: " + "; ".join(f"{k}: {v}" for k, v in suite["unavailable"].items())]
     return lines
