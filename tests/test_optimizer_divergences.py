@@ -235,10 +235,11 @@ def test_adamw_float32_torch_rounds_1_minus_lr_wd_no_decay_below_2_to_minus_25_a
         expected = expected * factor
     np.testing.assert_array_equal(_adamw_float32("torch", 1e-3, 1e-4, start, still), expected)
     # Against the exact trajectory, the systematic factor makes torch's float32 error several times optax's (whose
-    # wd theta joins the direction before rounding): 6.5x on average over these 1000 params and 50 steps.
+    # wd theta joins the direction before rounding): 7.2x on average over these 1000 params and 50 steps (torch 2.13,
+    # optax 0.2.8 on the CPU; 5% allows for another CPU's float32 kernels, not for a different convention).
     errors = []
     for convention in BOTH:
         exact = _reference(Optimizer("adamw", convention, lr=1e-3, weight_decay=1e-4), [start.astype(np.float64)],
                            [[g.astype(np.float64)] for g in moving])[0]
         errors.append(np.mean(np.abs(_adamw_float32(convention, 1e-3, 1e-4, start, moving) - exact)))
-    assert errors[0] / errors[1] > 4, f"torch's mean float32 error is {errors[0] / errors[1]:.2f}x optax's"
+    assert errors[0] / errors[1] == pytest.approx(7.245, rel=0.05), f"torch: {errors[0] / errors[1]:.3f}x optax"
