@@ -2,9 +2,10 @@
 
 =========  ================================================================================
 sgd        ``optax.sgd(lr, momentum=momentum or None, nesterov=nesterov)``
-adam       ``optax.adam(lr, b1, b2, eps, eps_root)``; with amsgrad ``optax.amsgrad(...)``
-adamw      ``optax.adamw(lr, b1, b2, eps, eps_root, weight_decay=weight_decay)``
-rmsprop    ``optax.rmsprop(lr, decay=alpha, eps=eps, centered=centered, momentum=momentum or None)``
+adam       ``optax.adam(lr, b1, b2, eps, eps_root, nesterov=nesterov)``; with amsgrad ``optax.amsgrad(...)``
+adamw      ``optax.adamw(lr, b1, b2, eps, eps_root, weight_decay=weight_decay, nesterov=nesterov)``
+rmsprop    ``optax.rmsprop(lr, decay=alpha, eps=eps, initial_scale, eps_in_sqrt, centered,
+           momentum=momentum or None, nesterov, bias_correction)``
 adagrad    ``optax.adagrad(lr, initial_accumulator_value, eps)``
 =========  ================================================================================
 
@@ -37,12 +38,16 @@ def optax_transform(optimizer: Optimizer) -> Any:
     elif o.name in ("adam", "adamw"):
         b1, b2 = o.betas  # type: ignore[misc]
         if o.name == "adamw":
-            transform = optax.adamw(o.lr, b1=b1, b2=b2, eps=o.eps, eps_root=o.eps_root, weight_decay=o.weight_decay)
+            transform = optax.adamw(o.lr, b1=b1, b2=b2, eps=o.eps, eps_root=o.eps_root, weight_decay=o.weight_decay,
+                                    nesterov=o.nesterov)
+        elif o.amsgrad:  # optax.amsgrad has no nesterov (the spec refuses both)
+            transform = optax.amsgrad(o.lr, b1=b1, b2=b2, eps=o.eps, eps_root=o.eps_root)
         else:
-            rule = optax.amsgrad if o.amsgrad else optax.adam
-            transform = rule(o.lr, b1=b1, b2=b2, eps=o.eps, eps_root=o.eps_root)
+            transform = optax.adam(o.lr, b1=b1, b2=b2, eps=o.eps, eps_root=o.eps_root, nesterov=o.nesterov)
     elif o.name == "rmsprop":
-        transform = optax.rmsprop(o.lr, decay=o.alpha, eps=o.eps, centered=o.centered, momentum=o.momentum or None)
+        transform = optax.rmsprop(o.lr, decay=o.alpha, eps=o.eps, initial_scale=o.initial_scale,
+                                  eps_in_sqrt=o.eps_in_sqrt, centered=o.centered, momentum=o.momentum or None,
+                                  nesterov=o.nesterov, bias_correction=o.bias_correction)
     else:
         transform = optax.adagrad(o.lr, initial_accumulator_value=o.initial_accumulator_value, eps=o.eps)
     if o.name != "adamw" and o.weight_decay:

@@ -2,7 +2,8 @@
 
 sgd ``torch.optim.SGD``, adam ``Adam``, adamw ``AdamW``, rmsprop ``RMSprop``,
 adagrad ``Adagrad``, each given the spec's hyperparameters under their torch
-names (``eps_root`` aside: torch has none, and the spec refuses it) and one of
+names (those torch has no name for aside, such as ``eps_root``: the spec
+refuses them in the torch convention, ``INEXPRESSIBLE``) and one of
 torch.optim's three implementations of the same rule (``path``):
 
     "single"   ``foreach=False``: a loop over the params, one tensor op per
@@ -28,7 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from backprop_conformance.adapters.protocol import Unsupported
-from backprop_conformance.reference.optimizers import Optimizer
+from backprop_conformance.reference.optimizers import INEXPRESSIBLE, Optimizer
 
 TORCH_CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
 #: torch.optim's implementations of a rule, and the constructor argument that selects each.
@@ -52,5 +53,6 @@ def torch_optimizer(torch: Any, optimizer: Optimizer, parameters: Any, path: str
     if check_path(path) == "fused" and optimizer.name not in FUSED:
         raise Unsupported(f"torch.optim.{TORCH_CLASSES[optimizer.name]} has no fused path (fused=True exists for "
                           f"{', '.join(FUSED)})")
-    settings = {key: value for key, value in optimizer.hyperparameters.items() if key != "eps_root"}
+    settings = {key: value for key, value in optimizer.hyperparameters.items()
+                if ("torch", optimizer.name, key) not in INEXPRESSIBLE}
     return getattr(torch.optim, TORCH_CLASSES[optimizer.name])(parameters, **PATHS[path], **settings)

@@ -13,13 +13,16 @@ sgd       torch: b_1 = g; b_t = momentum b_{t-1} + (1 - dampening) g            
 adam      m_t = beta1 m + (1 - beta1) g;  v_t = beta2 v + (1 - beta2) g^2
           torch: theta <- theta - lr/(1 - beta1^t) m_t / (sqrt(v_t)/sqrt(1 - beta2^t) + eps)
           optax: theta <- theta - lr m_t/(1 - beta1^t) / (sqrt(v_t/(1 - beta2^t) + eps_root) + eps)
+          optax, nesterov: m_t/(1 - beta1^t) is beta1 m_t/(1 - beta1^(t+1)) + (1 - beta1) g/(1 - beta1^t)
   amsgrad torch: the maximum of the raw v_t, divided by sqrt(1 - beta2^t) of this step
           optax: the maximum of the bias-corrected v_t/(1 - beta2^t)
 adamw     torch: theta <- theta (1 - lr weight_decay), then adam's step without decay
           optax: theta <- theta - lr (adam's direction + weight_decay theta)
-rmsprop   v_t = alpha v + (1 - alpha) g^2;  centered: c_t = alpha c + (1 - alpha) g, v_t - c_t^2 below
-          torch: s = sqrt(v_t) + eps;  optax: s = sqrt(v_t + eps)
-          momentum: b_t = momentum b + g / s, theta <- theta - lr b_t;  else theta <- theta - lr g / s
+rmsprop   v_t = alpha v + (1 - alpha) g^2, v_0 = initial_scale;  centered: c_t = alpha c + (1 - alpha) g,
+          v_t - c_t^2 below;  bias_correction: v_t/(1 - alpha^t) and c_t/(1 - alpha^t) in their place
+          torch: s = sqrt(v_t) + eps;  optax: s = sqrt(v_t + eps) (eps_in_sqrt=False: torch's s)
+          momentum: b_t = momentum b + g / s, theta <- theta - lr b_t (nesterov: - lr (g / s + momentum b_t));
+          else theta <- theta - lr g / s
 adagrad   S_t = S_{t-1} + g^2, S_0 = initial_accumulator_value
           torch: theta <- theta - lr/(1 + (t - 1) lr_decay) g / (sqrt(S_t) + eps)
           optax: theta <- theta - lr g / sqrt(S_t + eps), and 0 where S_t = 0
@@ -68,8 +71,9 @@ def _filled(params: Params, value: float) -> Params:
 
 
 def init_state(optimizer: Optimizer, params: Params) -> OptimizerState:
-    """Return the state before the first step: zeros (Adagrad: ``initial_accumulator_value``)."""
-    start = {"sum_of_squares": optimizer.initial_accumulator_value or 0.0}
+    """Return the state before the first step: zeros (Adagrad: ``initial_accumulator_value``; RMSprop's nu:
+    ``initial_scale``)."""
+    start = {"sum_of_squares": optimizer.initial_accumulator_value or 0.0, "nu": optimizer.initial_scale or 0.0}
     return OptimizerState(0, {slot: _filled(params, start.get(slot, 0.0)) for slot in SLOTS[optimizer.name]})
 
 
@@ -123,7 +127,11 @@ def _adam(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: 
         s["nu_max"] = nu_hat = np.maximum(s["nu_max"], nu_hat, out=out.get("nu_max"))
     np.sqrt(np.add(nu_hat, o.eps_root, out=a), out=a)
     a += o.eps  # a = sqrt(v_hat + eps_root) + eps
-    direction = np.divide(np.divide(mu, correction1, out=b), a, out=a)  # m_t / (1 - beta1^t) / a
+    if o.nesterov:  # beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g / (1 - beta1^t)
+        first = beta1 * (mu / (1.0 - beta1 ** (t + 1))) + (1.0 - beta1) * (g / correction1)
+        direction = np.divide(first, a, out=a)
+    else:
+        direction = np.divide(np.divide(mu, correction1, out=b), a, out=a)  # m_t / (1 - beta1^t) / a
     if o.name == "adamw":
         direction += np.multiply(theta, o.weight_decay, out=b)  # ... + weight_decay theta
     direction *= o.lr
@@ -133,15 +141,19 @@ def _adam(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: 
 def _rmsprop(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: Out = NEW) -> np.ndarray:
     a = scratch(g, 1)[0]
     s["nu"] = _average(o.alpha, s["nu"], g, True, out.get("nu"), a)  # v_t = alpha v + (1 - alpha) g g
-    variance = s["nu"]
+    correction = 1.0 - o.alpha**t  # type: ignore[operator]
+    variance = s["nu"] / correction if o.bias_correction else s["nu"]
     if o.centered:
         s["mu"] = _average(o.alpha, s["mu"], g, False, out.get("mu"), a)  # c_t = alpha c + (1 - alpha) g
-        variance = variance - s["mu"] * s["mu"]
-    scale = np.sqrt(variance) + o.eps if o.convention == "torch" else np.sqrt(variance + o.eps)
+        centre = s["mu"] / correction if o.bias_correction else s["mu"]
+        # >= 0 in exact math, 0 at the first bias-corrected step (g g - g g); rounding can dip below
+        variance = np.maximum(variance - centre * centre, 0.0)
+    scale = np.sqrt(variance + o.eps) if o.eps_in_sqrt else np.sqrt(variance) + o.eps
+    direction = g / scale
     if o.momentum:
-        s["trace"] = np.add(o.momentum * s["trace"], g / scale, out=out.get("trace"))
-        return np.subtract(theta, o.lr * s["trace"], out=out.get("theta"))
-    return np.subtract(theta, o.lr * (g / scale), out=out.get("theta"))
+        s["trace"] = np.add(o.momentum * s["trace"], direction, out=out.get("trace"))
+        direction = direction + o.momentum * s["trace"] if o.nesterov else s["trace"]
+    return np.subtract(theta, o.lr * direction, out=out.get("theta"))
 
 
 def _adagrad(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: Out = NEW) -> np.ndarray:

@@ -5,8 +5,10 @@ defaults; ``Optimizer("adam", convention="optax", lr=1e-3)`` is
 ``optax.adam``'s. Hyperparameters keep torch's names (``lr``, ``momentum``,
 ``dampening``, ``nesterov``, ``weight_decay``, ``betas``, ``eps``,
 ``amsgrad``, ``alpha``, ``centered``, ``lr_decay``,
-``initial_accumulator_value``) plus optax's ``eps_root``, so that an adapter
-can read them off the spec; one the rule does not have stays None. Every
+``initial_accumulator_value``) plus optax's own where torch has none
+(``eps_root``; rmsprop's ``initial_scale``, ``eps_in_sqrt`` and
+``bias_correction``; ``nesterov`` also on adam, adamw and rmsprop), so that
+an adapter can read them off the spec; one the rule does not have stays None. Every
 default is the convention's own (``DEFAULTS``), and a setting a convention
 cannot express is refused by name, never silently dropped. The update rules
 themselves are in ``reference.optimizer_rules``.
@@ -18,7 +20,10 @@ Where the two conventions differ at the same nominal settings
 - adagrad: the accumulator starts at 0 or 0.1; eps 1e-10 outside or 1e-7 inside the root;
 - sgd: torch's first momentum step ignores dampening; optax has no dampening;
 - adam with amsgrad: the maximum of the raw v (torch) or of the bias-corrected v (optax);
-- adamw: weight decay 1e-2 (torch) or 1e-4 (optax); optax's eps_root has no torch counterpart.
+- adamw: weight decay 1e-2 (torch) or 1e-4 (optax); optax's eps_root has no torch counterpart;
+- optax's Nesterov Adam (NAdam without its momentum schedule), rmsprop's bias correction and
+  initial_scale: no torch counterpart either (torch.optim.NAdam is another rule); optax's
+  rmsprop with eps_in_sqrt=False is torch's rule, at the same alpha.
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 OPTIMIZER_CONVENTIONS = ("torch", "optax")
 
 #: Each rule's hyperparameters and their defaults, per convention. ``None`` for lr: optax has no default.
-_ADAM = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False, "eps_root": 0.0}
+_ADAM = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False, "eps_root": 0.0,
+         "nesterov": False}
+_RMSPROP = {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False, "nesterov": False,
+            "initial_scale": 0.0, "eps_in_sqrt": False, "bias_correction": False}
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "torch": {
         "sgd": {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
         "adam": {"lr": 1e-3, **_ADAM},
         "adamw": {"lr": 1e-3, **_ADAM, "weight_decay": 1e-2},
-        "rmsprop": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
+        "rmsprop": {"lr": 1e-2, **_RMSPROP},
         "adagrad": {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0,
                     "eps": 1e-10},
     },
@@ -48,7 +56,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "sgd": {"lr": None, "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
         "adam": {"lr": None, **_ADAM},
         "adamw": {"lr": None, **_ADAM, "weight_decay": 1e-4},
-        "rmsprop": {"lr": None, "alpha": 0.9, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
+        "rmsprop": {"lr": None, **_RMSPROP, "alpha": 0.9, "eps_in_sqrt": True},
         "adagrad": {"lr": None, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.1,
                     "eps": 1e-7},
     },
@@ -60,8 +68,15 @@ INEXPRESSIBLE = {
     ("optax", "adamw", "amsgrad"): "optax.adamw has no amsgrad",
     ("torch", "adam", "eps_root"): "torch.optim.Adam has no eps inside the root (optax's eps_root)",
     ("torch", "adamw", "eps_root"): "torch.optim.AdamW has no eps inside the root (optax's eps_root)",
+    ("torch", "adam", "nesterov"): "torch.optim.Adam has no Nesterov momentum (torch.optim.NAdam is another rule, "
+                                   "with a momentum schedule)",
+    ("torch", "adamw", "nesterov"): "torch.optim.AdamW has no Nesterov momentum",
+    ("torch", "rmsprop", "nesterov"): "torch.optim.RMSprop has no Nesterov momentum",
+    ("torch", "rmsprop", "initial_scale"): "torch.optim.RMSprop starts its mean square at 0",
+    ("torch", "rmsprop", "eps_in_sqrt"): "torch.optim.RMSprop adds eps outside the root",
+    ("torch", "rmsprop", "bias_correction"): "torch.optim.RMSprop has no bias correction",
 }
-_FLAGS = ("nesterov", "amsgrad", "centered")
+_FLAGS = ("nesterov", "amsgrad", "centered", "eps_in_sqrt", "bias_correction")
 
 
 def _number(value: Any, field: str) -> float:
@@ -100,6 +115,9 @@ class Optimizer:
     lr_decay: float | None = None
     initial_accumulator_value: float | None = None
     eps_root: float | None = None
+    initial_scale: float | None = None
+    eps_in_sqrt: bool | None = None
+    bias_correction: bool | None = None
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -124,9 +142,20 @@ class Optimizer:
             raise ValueError(f"eps={self.eps!r}: {self.name}{start} would divide 0 by 0 wherever a gradient entry "
                              f"has been 0 from the first step (a dead unit); give eps > 0"
                              + (" or initial_accumulator_value > 0" if start else ""))
-        if self.nesterov and not (self.momentum > 0 and self.dampening == 0):  # type: ignore[operator]
+        self._check_nesterov()
+
+    def _check_nesterov(self) -> None:
+        if not self.nesterov:
+            return
+        if self.name == "sgd" and not (self.momentum > 0 and self.dampening == 0):  # type: ignore[operator]
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={self.momentum!r}, "
                              f"dampening={self.dampening!r}")
+        if self.name == "rmsprop" and not self.momentum > 0:  # type: ignore[operator]
+            raise ValueError(f"nesterov=True needs momentum > 0, got momentum={self.momentum!r}: optax's rmsprop "
+                             f"has no trace to look ahead on without it")
+        if self.amsgrad:
+            raise ValueError("nesterov=True cannot be expressed with amsgrad=True in the optax convention: "
+                             "optax.amsgrad has no nesterov")
 
     def _checked(self, key: str, value: Any) -> Any:
         if key == "lr" and value is None:
@@ -161,9 +190,14 @@ class Optimizer:
         """The rule's hyperparameters (defaults filled in), in the order of ``DEFAULTS``."""
         return {key: getattr(self, key) for key in DEFAULTS[self.convention][self.name]}
 
+    def _expressible(self) -> dict[str, Any]:
+        """The hyperparameters less those the convention cannot express (always at their neutral defaults)."""
+        return {key: value for key, value in self.hyperparameters.items()
+                if (self.convention, self.name, key) not in INEXPRESSIBLE}
+
     def describe(self) -> str:
-        """``adam(torch: lr=0.001, betas=(0.9, 0.999), ...)``."""
-        settings = ", ".join(f"{key}={value!r}" for key, value in self.hyperparameters.items())
+        """``adam(torch: lr=0.001, betas=(0.9, 0.999), ...)``: the settings the convention can express."""
+        settings = ", ".join(f"{key}={value!r}" for key, value in self._expressible().items())
         return f"{self.name}({self.convention}: {settings})"
 
     def to_json(self) -> dict[str, Any]:
@@ -172,7 +206,7 @@ class Optimizer:
         return {"name": self.name, "convention": self.convention, **settings}
 
     def __repr__(self) -> str:
-        settings = "".join(f", {key}={value!r}" for key, value in self.hyperparameters.items())
+        settings = "".join(f", {key}={value!r}" for key, value in self._expressible().items())
         return f"Optimizer({self.name!r}, convention={self.convention!r}{settings})"
 
 

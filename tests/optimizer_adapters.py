@@ -46,7 +46,7 @@ class NumpyOptimizers(CorrectNumpy):
     def _eps_inside(self, o):
         if self.eps_inside is not None:
             return self.eps_inside
-        return o.convention == "optax" and o.name in ("rmsprop", "adagrad")
+        return o.convention == "optax" and (o.name == "adagrad" or (o.name == "rmsprop" and o.eps_in_sqrt))
 
     def _root(self, o, value):
         return np.sqrt(value + o.eps) if self._eps_inside(o) else np.sqrt(value) + o.eps
@@ -72,6 +72,9 @@ class NumpyOptimizers(CorrectNumpy):
             shift = self.correction_shift
             c1, c2 = (1.0, 1.0) if shift is None else (1 - b1 ** (t + shift), 1 - b2 ** (t + shift))
             m_hat, v_hat = state["m"] / c1, state["v"] / c2
+            if o.nesterov:  # optax's: the first moment one step ahead
+                ahead = 1.0 if shift is None else 1 - b1 ** (t + 1 + shift)
+                m_hat = b1 * state["m"] / ahead + (1 - b1) * g / c1
             if o.amsgrad and o.convention == "torch":  # the maximum of the raw v, then corrected
                 state["v_max"] = np.maximum(state.get("v_max", 0.0), state["v"])
                 v_hat = state["v_max"] / c2
@@ -80,15 +83,16 @@ class NumpyOptimizers(CorrectNumpy):
             root = np.sqrt(v_hat + o.eps) if self.eps_inside else np.sqrt(v_hat + o.eps_root) + o.eps
             new = theta - o.lr * m_hat / root
         elif o.name == "rmsprop":
-            state["v"] = o.alpha * state.get("v", 0.0) + (1 - o.alpha) * g * g
-            variance = state["v"]
+            state["v"] = o.alpha * state.get("v", o.initial_scale) + (1 - o.alpha) * g * g
+            correction = 1 - o.alpha**t if o.bias_correction else 1.0
+            variance = state["v"] / correction
             if o.centered:
                 state["c"] = o.alpha * state.get("c", 0.0) + (1 - o.alpha) * g
-                variance = variance - state["c"] ** 2
+                variance = variance - (state["c"] / correction) ** 2
             direction = g / self._root(o, variance)
             if o.momentum:
                 state["b"] = o.momentum * state.get("b", 0.0) + direction
-                direction = state["b"]
+                direction = direction + o.momentum * state["b"] if o.nesterov else state["b"]
             new = theta - o.lr * direction
         else:
             state["s"] = state.get("s", o.initial_accumulator_value) + g * g

@@ -18,9 +18,12 @@ SETTINGS = [
     ("sgd", {}), ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
     ("sgd", {"momentum": 0.8, "dampening": 0.3}),
     ("adam", {}), ("adam", {"amsgrad": True, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
-    ("adam", {"eps_root": 1e-10}),
+    ("adam", {"eps_root": 1e-10}), ("adam", {"nesterov": True, "betas": (0.8, 0.99)}),
+    ("adamw", {"nesterov": True, "weight_decay": 0.1}),
     ("adamw", {}), ("adamw", {"weight_decay": 0.3, "amsgrad": True}), ("adamw", {"weight_decay": 0.3}),
     ("rmsprop", {}), ("rmsprop", {"alpha": 0.8, "momentum": 0.5, "centered": True, "weight_decay": 0.1, "eps": 1e-4}),
+    ("rmsprop", {"bias_correction": True, "initial_scale": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("rmsprop", {"eps_in_sqrt": False, "centered": True, "eps": 1e-6}),
     ("adagrad", {}), ("adagrad", {"initial_accumulator_value": 0.3, "weight_decay": 0.1, "eps": 1e-4}),
     ("adagrad", {"lr_decay": 0.1}),
 ]

@@ -18,16 +18,16 @@ OPTAX_NAMES = {"lr": "learning_rate", "alpha": "decay"}
 #: optax's keywords the reference does not model, per alias (dtypes, masks, and options torch has no name for).
 OPTAX_NOT_MODELLED = {
     "sgd": {"accumulator_dtype"},
-    "adam": {"mu_dtype", "nesterov"},
+    "adam": {"mu_dtype"},
     "amsgrad": {"mu_dtype", "bias_correction_mu", "bias_correction_nu"},
-    "adamw": {"mu_dtype", "mask", "nesterov"},
-    "rmsprop": {"initial_scale", "eps_in_sqrt", "nesterov", "bias_correction"},
+    "adamw": {"mu_dtype", "mask"},
+    "rmsprop": set(),
     "adagrad": set(),
 }
 #: Settings optax spells outside the alias: weight_decay through optax.add_decayed_weights (chained in front, none
-#: at 0.0), amsgrad through optax.amsgrad (optax.adam at False).
-OPTAX_OUTSIDE = {("sgd", "weight_decay"), ("adam", "weight_decay"), ("adam", "amsgrad"), ("rmsprop", "weight_decay"),
-                 ("adagrad", "weight_decay")}
+#: at 0.0), amsgrad through optax.amsgrad (optax.adam at False), which has no nesterov (the spec refuses both).
+OPTAX_OUTSIDE = {("sgd", "weight_decay"), ("adam", "weight_decay"), ("adam", "amsgrad"), ("adam", "nesterov"),
+                 ("rmsprop", "weight_decay"), ("adagrad", "weight_decay")}
 
 
 def _defaults(function) -> dict:

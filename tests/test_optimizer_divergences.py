@@ -13,6 +13,7 @@ import pytest
 
 from backprop_conformance.reference import Optimizer, train
 from backprop_conformance.reference.optimizer_rules import init_state, optimizer_update
+from backprop_conformance.reference.optimizers import INEXPRESSIBLE
 from backprop_conformance.suite.variant_optimizers import momentum_buffer_from_zero
 from tests.test_reference_optimizers import BATCHES, BOTH, LR, NET, PARAMS, X, Y, _by_hand, _close, _flat, _id, _worst
 
@@ -21,7 +22,8 @@ from tests.test_reference_optimizers import BATCHES, BOTH, LR, NET, PARAMS, X, Y
 def _torch(optimizer, start, gradients, dtype="float64"):
     torch = pytest.importorskip("torch")
     tensors = [torch.tensor(a, dtype=getattr(torch, dtype), requires_grad=True) for a in start]
-    settings = {key: value for key, value in optimizer.hyperparameters.items() if key != "eps_root"}
+    settings = {key: value for key, value in optimizer.hyperparameters.items()
+                if ("torch", optimizer.name, key) not in INEXPRESSIBLE}  # eps_root, nesterov on adam, ...
     cls = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}[optimizer.name]
     framework = getattr(torch.optim, cls)(tensors, foreach=False, **settings)
     for step in gradients:
@@ -39,10 +41,12 @@ def _optax_transform(optimizer):
     elif rule in ("adam", "adamw"):
         make = optax.adamw if rule == "adamw" else optax.amsgrad if h["amsgrad"] else optax.adam
         extra = {"weight_decay": h["weight_decay"]} if rule == "adamw" else {}
+        extra.update({} if h["amsgrad"] else {"nesterov": h["nesterov"]})
         tx = make(h["lr"], b1=h["betas"][0], b2=h["betas"][1], eps=h["eps"], eps_root=h["eps_root"], **extra)
     elif rule == "rmsprop":
         tx = optax.rmsprop(h["lr"], decay=h["alpha"], eps=h["eps"], centered=h["centered"],
-                           momentum=h["momentum"] or None)
+                           momentum=h["momentum"] or None, nesterov=h["nesterov"], initial_scale=h["initial_scale"],
+                           eps_in_sqrt=h["eps_in_sqrt"], bias_correction=h["bias_correction"])
     else:
         tx = optax.adagrad(h["lr"], initial_accumulator_value=h["initial_accumulator_value"], eps=h["eps"])
     if h["weight_decay"] and rule != "adamw":
@@ -77,11 +81,16 @@ CONFIGS = [  # (rule, non-default settings, the conventions that can express the
     ("sgd", dict(momentum=0.9, dampening=0.5, weight_decay=0.01), ("torch",)),
     ("adam", {}, BOTH), ("adam", dict(amsgrad=True), BOTH),
     ("adam", dict(amsgrad=True, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-3), BOTH),
-    ("adam", dict(eps_root=1e-8, betas=(0.5, 0.9)), ("optax",)),
+    ("adam", dict(eps_root=1e-8, betas=(0.5, 0.9)), ("optax",)), ("adam", dict(nesterov=True), ("optax",)),
+    ("adamw", dict(nesterov=True, weight_decay=0.1, eps_root=1e-10), ("optax",)),
     ("adamw", {}, BOTH), ("adamw", dict(weight_decay=0.3, betas=(0.85, 0.95), eps=1e-6), BOTH),
     ("adamw", dict(amsgrad=True), ("torch",)),
     ("rmsprop", {}, BOTH), ("rmsprop", dict(centered=True), BOTH),
     ("rmsprop", dict(momentum=0.5, centered=True, weight_decay=0.1, alpha=0.8, eps=1e-6), BOTH),
+    ("rmsprop", dict(bias_correction=True, initial_scale=0.5), ("optax",)),
+    ("rmsprop", dict(eps_in_sqrt=False, centered=True, momentum=0.9, nesterov=True), ("optax",)),
+    ("rmsprop", dict(centered=True, bias_correction=True, eps=1e-3), ("optax",)),
+    ("rmsprop", dict(momentum=0.5, nesterov=True, initial_scale=1e-3, eps=1e-3, weight_decay=0.1), ("optax",)),
     ("adagrad", {}, BOTH), ("adagrad", dict(lr_decay=0.1, initial_accumulator_value=0.5, weight_decay=0.1), ("torch",)),
     ("adagrad", dict(initial_accumulator_value=0.5, weight_decay=0.1, eps=1e-3), BOTH),
 ]
@@ -136,6 +145,28 @@ def test_optax_rmsprop_eps_in_sqrt_false_is_torchs_rule_at_the_same_alpha():
     outside = _steps(None, gs, lambda _, start, gradients: _run_optax(tx, start, gradients))
     np.testing.assert_allclose(outside, _steps(Optimizer("rmsprop", lr=0.01), gs), rtol=1e-12)
     assert not np.allclose(outside, _steps(Optimizer("rmsprop", "optax", lr=0.01, alpha=0.99), gs))
+    # and the reference's optax convention says so: eps_in_sqrt=False there is torch's rule, to the last bits
+    modelled = _steps(Optimizer("rmsprop", "optax", lr=0.01, alpha=0.99, eps_in_sqrt=False), gs)
+    np.testing.assert_allclose(modelled, _steps(Optimizer("rmsprop", lr=0.01), gs), rtol=1e-15)
+    np.testing.assert_allclose(outside, modelled, rtol=1e-12)
+
+
+def test_optax_centered_rmsprop_with_bias_correction_divides_by_sqrt_eps_at_step_1_and_gives_nan_in_float32():
+    # At t = 1 the corrected moments are g^2 and g: the variance g^2 - g^2 is 0 in exact math, so the step is
+    # lr g / sqrt(eps) (lr g / eps with eps_in_sqrt=False), and a rounding below 0 takes the root of a negative.
+    g = np.random.default_rng(1).normal(size=100_000)
+    inside = Optimizer("rmsprop", "optax", lr=0.01, centered=True, bias_correction=True)
+    outside = dataclasses.replace(inside, eps_in_sqrt=False)
+    # The reference's float64 cancellation leaves about 1e-16 g^2 beside eps = 1e-8: 1e-7 relative inside the
+    # root, and the step's size itself outside it (clamped at 0, never NaN): ill-conditioned, outside the model
+    reference = _reference(inside, [np.zeros(g.size)], [[g]])[0]
+    np.testing.assert_allclose(reference, -0.01 * g / math.sqrt(1e-8), rtol=1e-6)  # 100x g
+    assert np.all(np.isfinite(_reference(outside, [np.zeros(g.size)], [[g]])[0]))
+    np.testing.assert_allclose(_optax(inside, [np.zeros(g.size)], [[g]])[0], reference, rtol=1e-6)
+    nan32 = np.isnan(_optax(inside, [np.zeros(g.size)], [[g]], "float32")[0]).mean()
+    nan64 = np.isnan(_optax(outside, [np.zeros(g.size)], [[g]])[0]).mean()
+    assert nan32 == pytest.approx(0.0039, rel=0.25)  # float32 (x64 off) dips below -eps: 387 of 100,000 here
+    assert nan64 == pytest.approx(0.187, rel=0.1)  # float64 below 0, with no eps inside the root to lift it
 
 
 def test_rmsprop_default_alpha_0_99_in_torch_0_9_in_optax_sqrt_10_on_the_first_step():

@@ -76,6 +76,8 @@ CONFIGS = {
     "adam-torch-amsgrad": Optimizer("adam", "torch", lr=0.05, amsgrad=True),
     "adam-optax-amsgrad": Optimizer("adam", "optax", lr=0.05, amsgrad=True),
     "adam-optax-eps_root": Optimizer("adam", "optax", lr=0.05, eps_root=1e-3),
+    "adam-optax-nesterov": Optimizer("adam", "optax", lr=0.05, nesterov=True),
+    "adamw-optax-nesterov": Optimizer("adamw", "optax", lr=0.05, nesterov=True, weight_decay=0.5, betas=(0.8, 0.95)),
     "adam-torch-betas-large_eps": Optimizer("adam", "torch", lr=0.05, betas=(0.8, 0.95), eps=0.1),
     "adam-optax-betas-large_eps": Optimizer("adam", "optax", lr=0.05, betas=(0.8, 0.95), eps=0.1),
     "adam-torch-weight_decay": Optimizer("adam", "torch", lr=0.05, weight_decay=0.2),
@@ -92,6 +94,13 @@ CONFIGS = {
                                                            centered=True, momentum=0.5),
     "rmsprop-optax-centered-momentum-large_eps": Optimizer("rmsprop", "optax", lr=0.01, alpha=0.8, eps=0.1,
                                                            centered=True, momentum=0.5),
+    "rmsprop-optax-bias_correction-initial_scale": Optimizer("rmsprop", "optax", lr=0.01, bias_correction=True,
+                                                             initial_scale=0.3),
+    "rmsprop-optax-eps_outside-centered-nesterov": Optimizer("rmsprop", "optax", lr=0.01, eps_in_sqrt=False,
+                                                             centered=True, momentum=0.9, nesterov=True),
+    "rmsprop-optax-bias_correction-nesterov-large_eps": Optimizer("rmsprop", "optax", lr=0.01, bias_correction=True,
+                                                                  momentum=0.5, nesterov=True, eps=0.1,
+                                                                  eps_in_sqrt=False),
     "adagrad-torch-default": Optimizer("adagrad", "torch"),
     "adagrad-optax-default": Optimizer("adagrad", "optax", lr=0.1),
     "adagrad-torch-lr_decay": Optimizer("adagrad", "torch", lr=0.1, lr_decay=0.3),
@@ -152,22 +161,26 @@ def _adam(o: Optimizer, t: int, theta: Decimal, g: Decimal, size: Decimal, s: Sl
     if o.amsgrad:
         out["nu_max"] = (max(s["nu_max"], v_hat), max(s["nu_max"], out["nu"][1] / c2))
         v_hat = out["nu_max"][0]
-    direction = m / c1 / ((v_hat + _d(o.eps_root)).sqrt() + eps)
+    m_hat = m / c1
+    if o.nesterov:  # one step ahead: beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g / (1 - beta1^t)
+        m_hat = beta1 * m / (ONE - _power(beta1, t + 1)) + (ONE - beta1) * g / c1
+    direction = m_hat / ((v_hat + _d(o.eps_root)).sqrt() + eps)
     out["theta"] = _minus(theta, lr * (direction + decay * theta if decoupled else direction))
 
 
 def _rmsprop(o: Optimizer, t: int, theta: Decimal, g: Decimal, size: Decimal, s: Slots, out: Exact) -> None:
     alpha, eps, lr = _d(o.alpha), _d(o.eps), _d(o.lr)
     out["nu"] = _average(alpha, s["nu"], g * g, size**2)
-    variance = out["nu"][0]
+    correction = ONE - _power(alpha, t) if o.bias_correction else ONE
+    variance = out["nu"][0] / correction
     if o.centered:
         out["mu"] = _average(alpha, s["mu"], g, size)
-        variance -= out["mu"][0] ** 2
-    scaled = g / (variance.sqrt() + eps if o.convention == "torch" else (variance + eps).sqrt())
+        variance -= (out["mu"][0] / correction) ** 2
+    scaled = g / ((variance + eps).sqrt() if o.eps_in_sqrt else variance.sqrt() + eps)
     if o.momentum:
         old = _d(o.momentum) * s["trace"]
         out["trace"] = (old + scaled, abs(old) + abs(scaled))
-        scaled = out["trace"][0]
+        scaled = scaled + _d(o.momentum) * out["trace"][0] if o.nesterov else out["trace"][0]
     out["theta"] = _minus(theta, lr * scaled)
 
 
@@ -226,9 +239,10 @@ def _failures(o: Optimizer, t: int, params: list, state: OptimizerState, grads: 
 def test_every_step_matches_exact_math(optimizer: Optimizer) -> None:
     """The state starts as the rule says, and each of 4 steps lands within the bound of the exact step."""
     params, state = PARAMS, init_state(optimizer, PARAMS)
-    start = optimizer.initial_accumulator_value if optimizer.name == "adagrad" else 0.0  # S_0; all else 0
+    starts = {"sum_of_squares": optimizer.initial_accumulator_value, "nu": optimizer.initial_scale}  # all else 0
     assert state.count == 0
-    assert all(np.all(array == start) for arrays in state.slots.values() for pair in arrays for array in pair)
+    assert all(np.all(array == (starts.get(slot) or 0.0))
+               for slot, arrays in state.slots.items() for pair in arrays for array in pair)
     with localcontext() as context:
         context.prec = 50
         for t, grads in enumerate(GRADS, start=1):

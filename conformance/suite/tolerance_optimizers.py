@@ -148,11 +148,19 @@ def _adam(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array
     d_denominator = _sqrt(second + o.eps_root, d_second + u * (second + o.eps_root), u) + u * (root + o.eps)
     first = after["mu"] / c1
     d_first = d["mu"] / c1 + r1 * np.abs(first)
+    n_g = (1 - beta1) / c1  # d first / d g
+    if o.nesterov:  # optax: beta1 m_t / (1 - beta1^(t+1)) + (1 - beta1) g / (1 - beta1^t)
+        c1_next, r1_next = _correction(beta1, t + 1, u)
+        ahead, now = beta1 * after["mu"] / c1_next, (1 - beta1) * g / c1
+        first = ahead + now
+        d_first = (beta1 * d["mu"] / c1_next + r1_next * np.abs(ahead) + (1 - beta1) * dg / c1 + r1 * np.abs(now)
+                   + 3 * u * (np.abs(ahead) + np.abs(now)))
+        n_g = beta1 * (1 - beta1) / c1_next + (1 - beta1) / c1
     direction = first / (root + o.eps)
     d_direction = _quotient(first, d_first, root + o.eps, d_denominator, u, "adam's sqrt(v_hat) + eps")
     if not o.amsgrad:  # m_hat and v_hat both move with g (AMSGrad's maximum: the independent bound only)
         d_v = (d["nu"] - (1 - beta2) * 2 * np.abs(g) * dg) / c2 + r2 * second + u * (second + o.eps_root)
-        d_direction = _together(direction, d_direction, (1 - beta1) / c1, d_first - (1 - beta1) / c1 * dg,
+        d_direction = _together(direction, d_direction, n_g, d_first - n_g * dg,
                                 2 * (1 - beta2) * g / c2, d_v, d_second + u * (second + o.eps_root), root,
                                 root + o.eps, d_denominator, 2 * u * root + u * (root + o.eps), dg, u)
     if o.name == "adamw":
@@ -169,17 +177,18 @@ def _adam(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array
 
 def _rmsprop(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Array,
              before: Slots, after: Slots, d: Slots, u: float) -> Array:
-    d["nu"] = _moment(o.alpha, before["nu"], d["nu"], g, dg, u, 2)  # type: ignore[arg-type]
-    variance, d_variance, centre = after["nu"], d["nu"], 0.0
-    if o.centered:
-        d["mu"] = _moment(o.alpha, before["mu"], d["mu"], g, dg, u, 1)  # type: ignore[arg-type]
-        centre = after["mu"]
-        variance = variance - centre * centre
-        d_variance = d_variance + 2 * np.abs(centre) * d["mu"] + d["mu"] ** 2 + 2 * u * (after["nu"] + centre**2)
     alpha: float = o.alpha  # type: ignore[assignment]
-    v_g = 2 * (1 - alpha) * (g - centre)  # d variance / d g (centre = 0 uncentered)
-    d_v = d_variance - 2 * (1 - alpha) * (np.abs(g) + np.abs(centre)) * dg  # its error besides v_g dg
-    if o.convention == "torch":
+    d["nu"] = _moment(alpha, before["nu"], d["nu"], g, dg, u, 2)
+    c, r = _correction(alpha, t, u) if o.bias_correction else (1.0, 0.0)  # bias correction: v_t / c, c_t / c
+    variance, d_variance, centre = after["nu"] / c, d["nu"] / c + r * after["nu"] / c, 0.0
+    if o.centered:
+        d["mu"] = _moment(alpha, before["mu"], d["mu"], g, dg, u, 1)
+        centre, d_centre = after["mu"] / c, d["mu"] / c + r * np.abs(after["mu"] / c)
+        d_variance = d_variance + 2 * np.abs(centre) * d_centre + d_centre**2 + 2 * u * (variance + centre**2)
+        variance = variance - centre * centre
+    v_g = 2 * (1 - alpha) * (g - centre) / c  # d variance / d g (centre = 0 uncentered)
+    d_v = d_variance - 2 * (1 - alpha) * (np.abs(g) + np.abs(centre)) * dg / c  # its error besides v_g dg
+    if not o.eps_in_sqrt:  # torch's rule, and optax's with eps_in_sqrt=False
         root = np.sqrt(np.maximum(variance, 0.0))
         denominator, d_all = root + o.eps, d_variance
         d_denominator, d_round = _sqrt(variance, d_all, u) + u * denominator, 2 * u * denominator
@@ -194,7 +203,12 @@ def _rmsprop(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Ar
     if o.momentum:
         d["trace"] = o.momentum * d["trace"] + d_direction + 2 * u * (np.abs(o.momentum * before["trace"])
                                                                        + np.abs(direction))
-        direction, d_direction = after["trace"], d["trace"]
+        if o.nesterov:  # optax: g / s + momentum b_t
+            ahead = o.momentum * after["trace"]
+            d_direction = d_direction + o.momentum * d["trace"] + u * (np.abs(ahead) + 2 * np.abs(direction + ahead))
+            direction = direction + ahead
+        else:
+            direction, d_direction = after["trace"], d["trace"]
     return _step(theta, dtheta, o.lr, direction, d_direction, u)
 
 

@@ -43,7 +43,9 @@ momentum_buffer_from_zero = _at_step(lambda count: count + 1)
 
 def _other_eps(optimizer: Optimizer) -> Optimizer:
     o = optimizer
-    if o.name in ("rmsprop", "adagrad"):
+    if o.name == "rmsprop":  # optax's eps_in_sqrt turned over; torch's rule is optax's at eps_in_sqrt=False
+        return dataclasses.replace(o, convention="optax", eps_in_sqrt=not o.eps_in_sqrt)
+    if o.name == "adagrad":
         return dataclasses.replace(o, convention="optax" if o.convention == "torch" else "torch")
     if o.convention == "torch":  # adam(w): sqrt(v_hat + eps) with nothing outside
         return dataclasses.replace(o, convention="optax", eps=0.0, eps_root=o.eps)
