@@ -58,6 +58,12 @@ def test_a_setting_one_side_cannot_express_is_refused_there_and_not_compared(com
     assert dampened["apart"] is None and dampened["conventions"]["optax"].startswith("refused: dampening=0.5")
     rooted = _row(comparison, "adam(lr=0.001, eps_root=1e-08)")
     assert rooted["apart"] is None and "eps_root" in rooted["conventions"]["torch"]
+    for configuration, setting in (("adam(lr=0.001, nesterov=True)", "nesterov=True"),
+                                   ("rmsprop(lr=0.01, bias_correction=True)", "bias_correction=True")):
+        row = _row(comparison, configuration)
+        assert row["apart"] is None and row["conventions"]["torch"].startswith(f"refused: {setting}"), row
+        assert row["conventions"]["optax"].startswith(f"{configuration[:configuration.index('(')]}(optax: "), row
+        assert setting in row["conventions"]["optax"], row
 
 
 def test_the_comparison_fits_the_report_schema_and_renders(comparison):

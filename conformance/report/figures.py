@@ -27,7 +27,7 @@ from backprop_conformance.report.records import TRAINING_FIGURE_EXAMPLE
 
 FIGURE_SIZE = (9.0, 4.8)
 #: The optimizer figure: a 3 x 3 grid of panels, one per configuration of ``report.optimizers``.
-OPTIMIZER_FIGURE_SIZE = (12.6, 9.0)
+OPTIMIZER_FIGURE_SIZE = (12.6, 11.0)  # four rows of three panels
 DPI = 100
 #: Where an exact match (ratio 0) is drawn on the log axes.
 RATIO_FLOOR = 1e-8
@@ -181,9 +181,10 @@ def optimizer_trajectories(losses: Mapping[str, Mapping[str, Sequence[float]]]) 
     figure = Figure(figsize=OPTIMIZER_FIGURE_SIZE, dpi=DPI)
     for index, (label, curves) in enumerate(losses.items()):
         axes = figure.add_subplot(rows, columns, index + 1)
-        for convention, style in (("torch", "-"), ("optax", "--")):
+        for convention, style, colour in (("torch", "-", "C0"), ("optax", "--", "C1")):  # one colour each
             if convention in curves:
-                axes.plot(range(1, len(curves[convention]) + 1), curves[convention], style, label=convention)
+                axes.plot(range(1, len(curves[convention]) + 1), curves[convention], style, color=colour,
+                          label=convention)
         axes.set_title(shown(label), fontsize=8)
         axes.set_xlabel("step", fontsize=7)
         axes.set_ylabel("loss", fontsize=7)

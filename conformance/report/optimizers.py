@@ -34,8 +34,10 @@ CONFIGURATIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("adam", {"lr": 1e-3, "amsgrad": True},
      "AMSGrad: the maximum of the raw v (torch) or of the bias-corrected v (optax)"),
     ("adam", {"lr": 1e-3, "eps_root": 1e-8}, "eps_root (eps inside the root) is optax's only"),
+    ("adam", {"lr": 1e-3, "nesterov": True}, "Nesterov Adam is optax's only (torch.optim.NAdam is another rule)"),
     ("adamw", {"lr": 1e-3}, "default weight decay 1e-2 (torch) and 1e-4 (optax)"),
     ("rmsprop", {"lr": 1e-2}, "eps outside (torch) or inside (optax) the root; alpha 0.99 (torch) or 0.9 (optax)"),
+    ("rmsprop", {"lr": 1e-2, "bias_correction": True}, "bias correction of RMSprop's moments is optax's only"),
     ("adagrad", {"lr": 1e-2}, "accumulator from 0 (torch) or 0.1 (optax); eps 1e-10 outside or 1e-7 inside the root"),
 )
 CONVENTIONS = ("torch", "optax")
