@@ -231,6 +231,8 @@ def _suite_lines(suite: dict | None) -> list[str]:
     rows.append(["Hypothesis's generation and the rest", f"{first['hypothesis_and_other_seconds']:.2f}",
                  f"{repeated['hypothesis_and_other_seconds']:.2f}", ""])
     lines += markdown_table(("where the time goes", "first pass (s)", "repeated (s)", "outcomes"), rows)
+    lines += ["", "Outcomes as the suite judges them: a known divergence is a failing comparison whose diagnosis is a "
+              "convention the adapter declares (JAX's leaky_relu'(0) = 1 at a dead unit); any other is a failure."]
     if suite["unavailable"]:
         lines += ["", "Unavailable: " + "; ".join(f"{k}: {v}" for k, v in suite["unavailable"].items())]
     return lines
