@@ -289,7 +289,8 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "(x64 off) 0.39% of 100,000 N(0, 1) entries come out NaN; with eps_in_sqrt=False, 18.7% in float64."
         ),
         what_we_do=(
-            "The reference clamps the variance at 0 (never NaN). The pair is ill-conditioned, outside the "
+            "The reference clamps the variance at 0 (never NaN) but keeps a positive rounding residue, so it is not "
+            "exact there either (up to 88% off lr g / eps with eps_in_sqrt=False). Ill-conditioned, outside the "
             "tolerance model: the strategies never draw centered with bias_correction."
         ),
         demonstrated_by=("tests/test_optimizer_divergences.py::"

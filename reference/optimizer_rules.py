@@ -146,7 +146,8 @@ def _rmsprop(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, ou
     if o.centered:
         s["mu"] = _average(o.alpha, s["mu"], g, False, out.get("mu"), a)  # c_t = alpha c + (1 - alpha) g
         centre = s["mu"] / correction if o.bias_correction else s["mu"]
-        # >= 0 in exact math, 0 at the first bias-corrected step (g g - g g); rounding can dip below
+        # >= 0 in exact math, 0 at the first bias-corrected step from initial_scale 0 (g g - g g), where the
+        # residue left by rounding (about 1e-16 g g, either sign) is all there is: the clamp removes only the negative
         variance = np.maximum(variance - centre * centre, 0.0)
     scale = np.sqrt(variance + o.eps) if o.eps_in_sqrt else np.sqrt(variance) + o.eps
     direction = g / scale
