@@ -289,9 +289,9 @@ DIVERGENCES: tuple[Divergence, ...] = (
             "(x64 off) 0.39% of 100,000 N(0, 1) entries come out NaN; with eps_in_sqrt=False, 18.7% in float64."
         ),
         what_we_do=(
-            "The reference clamps the variance at 0 (never NaN) but keeps a positive rounding residue, so it is not "
-            "exact there either (up to 88% off lr g / eps with eps_in_sqrt=False). Ill-conditioned, outside the "
-            "tolerance model: the strategies never draw centered with bias_correction."
+            "The reference takes step 1's variance expanded, alpha initial_scale / (1 - alpha), where nothing "
+            "cancels: exact. From an initial_scale below 0.01 it is ill-conditioned for optax and outside the "
+            "tolerance model, and the strategies draw centered with bias_correction only above it."
         ),
         demonstrated_by=("tests/test_optimizer_divergences.py::"
                          "test_optax_centered_rmsprop_with_bias_correction_divides_by_sqrt_eps_at_step_1_and_gives_nan_in_float32",),

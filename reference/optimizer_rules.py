@@ -20,6 +20,7 @@ adamw     torch: theta <- theta (1 - lr weight_decay), then adam's step without 
           optax: theta <- theta - lr (adam's direction + weight_decay theta)
 rmsprop   v_t = alpha v + (1 - alpha) g^2, v_0 = initial_scale;  centered: c_t = alpha c + (1 - alpha) g,
           v_t - c_t^2 below;  bias_correction: v_t/(1 - alpha^t) and c_t/(1 - alpha^t) in their place
+          (at t = 1 the corrected v_1 - c_1^2 expanded: alpha v_0/(1 - alpha) from c_0 = 0, nothing cancels)
           torch: s = sqrt(v_t) + eps;  optax: s = sqrt(v_t + eps) (eps_in_sqrt=False: torch's s)
           momentum: b_t = momentum b + g / s, theta <- theta - lr b_t (nesterov: - lr (g / s + momentum b_t));
           else theta <- theta - lr g / s
@@ -138,17 +139,30 @@ def _adam(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: 
     return np.subtract(theta, direction, out=out.get("theta"))
 
 
+def first_centered_variance(alpha: float, nu: np.ndarray, mu: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Return centered RMSprop's bias-corrected variance at t = 1 from the state before it, without cancellation.
+
+    v_1 / (1 - alpha) - (c_1 / (1 - alpha))^2 is (g g + ...) - (g g + ...): with c_0 = 0 and v_0 = 0 it is
+    g g - g g = 0, which the difference leaves as a rounding residue of about 1e-16 g g, either sign, beside
+    an eps that may be smaller still. Expanded, the g g terms cancel exactly:
+    alpha / (1 - alpha) (v_0 - alpha c_0^2 / (1 - alpha) - 2 c_0 g), which is alpha v_0 / (1 - alpha) from
+    ``init_state`` (v_0 = initial_scale, c_0 = 0).
+    """
+    return alpha / (1.0 - alpha) * (nu - (alpha / (1.0 - alpha)) * (mu * mu) - 2.0 * mu * g)
+
+
 def _rmsprop(o: Optimizer, t: int, theta: np.ndarray, g: np.ndarray, s: dict, out: Out = NEW) -> np.ndarray:
     a = scratch(g, 1)[0]
+    first = o.centered and o.bias_correction and t == 1
+    exact = first_centered_variance(o.alpha, s["nu"], s["mu"], g) if first else None  # type: ignore[arg-type]
     s["nu"] = _average(o.alpha, s["nu"], g, True, out.get("nu"), a)  # v_t = alpha v + (1 - alpha) g g
     correction = 1.0 - o.alpha**t  # type: ignore[operator]
     variance = s["nu"] / correction if o.bias_correction else s["nu"]
     if o.centered:
         s["mu"] = _average(o.alpha, s["mu"], g, False, out.get("mu"), a)  # c_t = alpha c + (1 - alpha) g
         centre = s["mu"] / correction if o.bias_correction else s["mu"]
-        # >= 0 in exact math, 0 at the first bias-corrected step from initial_scale 0 (g g - g g), where the
-        # residue left by rounding (about 1e-16 g g, either sign) is all there is: the clamp removes only the negative
-        variance = np.maximum(variance - centre * centre, 0.0)
+        # >= 0 in exact math; the first bias-corrected step's, computed so that nothing cancels
+        variance = np.maximum(variance - centre * centre if exact is None else exact, 0.0)
     scale = np.sqrt(variance + o.eps) if o.eps_in_sqrt else np.sqrt(variance) + o.eps
     direction = g / scale
     if o.momentum:

@@ -23,7 +23,8 @@ Where the two conventions differ at the same nominal settings
 - adamw: weight decay 1e-2 (torch) or 1e-4 (optax); optax's eps_root has no torch counterpart;
 - optax's Nesterov Adam (NAdam without its momentum schedule), rmsprop's bias correction and
   initial_scale: no torch counterpart either (torch.optim.NAdam is another rule); optax's
-  rmsprop with eps_in_sqrt=False is torch's rule, at the same alpha.
+  rmsprop with eps_in_sqrt=False is torch's rule at the same alpha, as long as initial_scale is 0
+  and neither bias_correction nor nesterov is set.
 """
 
 from __future__ import annotations

@@ -157,16 +157,29 @@ def test_optax_centered_rmsprop_with_bias_correction_divides_by_sqrt_eps_at_step
     g = np.random.default_rng(1).normal(size=100_000)
     inside = Optimizer("rmsprop", "optax", lr=0.01, centered=True, bias_correction=True)
     outside = dataclasses.replace(inside, eps_in_sqrt=False)
-    # The reference's float64 cancellation leaves about 1e-16 g^2 beside eps = 1e-8: 1e-7 relative inside the
-    # root, and the step's size itself outside it (clamped at 0, never NaN): ill-conditioned, outside the model
+    # The reference expands the variance so that nothing cancels: exact, where the difference g^2 - g^2 leaves
+    # about 1e-16 g^2 of either sign, 88% of lr g / eps at worst beside eps = 1e-8 outside the root
     reference = _reference(inside, [np.zeros(g.size)], [[g]])[0]
-    np.testing.assert_allclose(reference, -0.01 * g / math.sqrt(1e-8), rtol=1e-6)  # 100x g
-    assert np.all(np.isfinite(_reference(outside, [np.zeros(g.size)], [[g]])[0]))
+    np.testing.assert_allclose(reference, -0.01 * g / math.sqrt(1e-8), rtol=1e-15)  # 100x g
+    np.testing.assert_allclose(_reference(outside, [np.zeros(g.size)], [[g]])[0], -0.01 * g / 1e-8, rtol=1e-15)
     np.testing.assert_allclose(_optax(inside, [np.zeros(g.size)], [[g]])[0], reference, rtol=1e-6)
     nan32 = np.isnan(_optax(inside, [np.zeros(g.size)], [[g]], "float32")[0]).mean()
     nan64 = np.isnan(_optax(outside, [np.zeros(g.size)], [[g]])[0]).mean()
     assert nan32 == pytest.approx(0.0039, rel=0.25)  # float32 (x64 off) dips below -eps: 387 of 100,000 here
     assert nan64 == pytest.approx(0.187, rel=0.1)  # float64 below 0, with no eps inside the root to lift it
+
+
+def test_centered_rmsprop_with_bias_correction_from_initial_scale_is_alpha_v0_over_1_minus_alpha_at_step_1():
+    # v_1 / (1 - alpha) - g^2 = alpha v_0 / (1 - alpha): the step is lr g / sqrt(alpha v_0 / (1 - alpha) + eps)
+    g = np.random.default_rng(2).normal(size=1000) * 10.0 ** np.arange(-4, 4, 0.008)
+    for alpha, v0, eps_in_sqrt in itertools.product((0.5, 0.9, 0.999), (1e-8, 0.3), (True, False)):
+        o = Optimizer("rmsprop", "optax", lr=0.01, alpha=alpha, initial_scale=v0, centered=True,
+                      bias_correction=True, eps_in_sqrt=eps_in_sqrt)
+        variance = alpha * v0 / (1 - alpha)
+        scale = math.sqrt(variance + 1e-8) if eps_in_sqrt else math.sqrt(variance) + 1e-8
+        np.testing.assert_allclose(_reference(o, [np.zeros(g.size)], [[g]])[0], -0.01 * g / scale, rtol=1e-14)
+        if v0 == 0.3:  # optax's g^2 - g^2 leaves about 1e-16 g^2: within 1e-6 of a variance of 0.15 or more
+            np.testing.assert_allclose(_optax(o, [np.zeros(g.size)], [[g]])[0], -0.01 * g / scale, rtol=1e-6)
 
 
 def test_rmsprop_default_alpha_0_99_in_torch_0_9_in_optax_sqrt_10_on_the_first_step():

@@ -154,3 +154,24 @@ def test_a_nan_tolerance_is_refused_not_passed():
     with pytest.raises(ValueError, match=r"x: params W1: the tolerance model allows NaN at \[1\]"):
         measure(np.array([1.0, 5.0]), np.array([1.0, 1.0]), np.array([1e-9, np.nan]), **context)
     assert measure(np.array([1.0, 5.0]), np.array([1.0, 1.0]), 1e-9, **context).ratio > 1
+
+
+@pytest.mark.parametrize("t", [1, 10, 60, 400])
+def test_a_bias_correction_in_float32_stays_within_its_relative_bound_division_included(t):
+    # x / (1 - beta^t) in float32, beta^t by one pow or t products: 1 - beta^t rounds once and x / c once more,
+    # which is all there is once beta^t is small beside 1: a bound of u there would be half of it
+    from backprop_conformance.suite.tolerance_optimizers import _correction
+
+    rng, u = np.random.default_rng(t), 2.0**-24
+    beta = rng.uniform(0.5, 0.999, size=20_000).astype(np.float32)
+    x = rng.normal(size=beta.size).astype(np.float32)
+    exact = x.astype(np.float64) / (1.0 - beta.astype(np.float64) ** t)
+    by_pow = x / (np.float32(1) - beta**np.float32(t))
+    by_products = np.ones_like(beta)
+    for _ in range(t):
+        by_products = by_products * beta
+    by_products = x / (np.float32(1) - by_products)
+    allowed = np.array([_correction(float(b), t, u)[1] for b in beta]) * np.abs(exact)
+    worst = max(float(np.max(np.abs(got - exact) / allowed)) for got in (by_pow, by_products))
+    assert worst <= 1.0
+    assert worst > 0.2  # tight enough to mean something (at t = 1, 1 - beta is exact: the division alone)

@@ -9,7 +9,7 @@ plus, with coupled weight decay, weight_decay * dtheta. Per rule:
 
     moments      d(beta m + (1 - beta) g)  = beta dm + (1 - beta) dg + 3u(|beta m| + |(1 - beta) g|)
                  d(beta v + (1 - beta) g^2) = beta dv + (1 - beta)(2|g| dg + dg^2) + 4u(...)
-    bias corr.   c = 1 - beta^t, computed in the dtype: dc/c = (t + 1) u beta^t / c + u
+    bias corr.   c = 1 - beta^t in the dtype, then x / c:  d(x / c) = dx / c + |x / c| ((t + 1) u beta^t / c + 2u)
     square root  d sqrt(v) = min(dv / (2 sqrt(v)), sqrt(dv)) + u sqrt(v)   (sqrt is not Lipschitz at 0)
     quotient     d(n / s) = dn / s + |n| ds / s^2 + u |n / s|; where n and s both move with g
                  (Adam's m_hat / (sqrt(v_hat) + eps), RMSprop's and Adagrad's g / root), the
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop_conformance.reference.optimizer_rules import first_centered_variance
 from backprop_conformance.reference.optimizers import Optimizer
 
 #: A denominator whose bound exceeds this fraction of it is not determined: outside the model.
@@ -100,9 +101,13 @@ def _moment(beta: float, before: np.ndarray, d_before: np.ndarray, g: np.ndarray
 
 
 def _correction(beta: float, t: int, u: float) -> tuple[float, float]:
-    """Return c = 1 - beta^t and its relative bound."""
+    """Return c = 1 - beta^t and the relative bound that dividing by it adds to a quotient x / c.
+
+    beta^t by repeated products carries t u beta^t; 1 - beta^t adds one rounding, and x / c another: where
+    beta^t underflows beside 1 these two are all there is (2u, not u).
+    """
     c = 1.0 - beta**t
-    return c, (t + 1) * u * beta**t / c + u
+    return c, (t + 1) * u * beta**t / c + 2 * u
 
 
 def _step(theta: np.ndarray, d_theta: np.ndarray, lr: float, direction: np.ndarray, d_direction: np.ndarray,
@@ -185,7 +190,10 @@ def _rmsprop(o: Optimizer, t: int, theta: Array, g: Array, dtheta: Array, dg: Ar
         d["mu"] = _moment(alpha, before["mu"], d["mu"], g, dg, u, 1)
         centre, d_centre = after["mu"] / c, d["mu"] / c + r * np.abs(after["mu"] / c)
         d_variance = d_variance + 2 * np.abs(centre) * d_centre + d_centre**2 + 2 * u * (variance + centre**2)
-        variance = variance - centre * centre
+        # the reference's value, which at the first corrected step is expanded (optimizer_rules); the bound above
+        # is the difference's, as optax takes it: 2u (v + c^2) of cancellation
+        variance = (first_centered_variance(alpha, before["nu"], before["mu"], g) if o.bias_correction and t == 1
+                    else variance - centre * centre)
     v_g = 2 * (1 - alpha) * (g - centre) / c  # d variance / d g (centre = 0 uncentered)
     d_v = d_variance - 2 * (1 - alpha) * (np.abs(g) + np.abs(centre)) * dg / c  # its error besides v_g dg
     if not o.eps_in_sqrt:  # torch's rule, and optax's with eps_in_sqrt=False
