@@ -200,11 +200,12 @@ def test_optax_centered_rmsprop_with_bias_correction_stays_within_the_tolerance_
 
     from backprop_conformance.suite.comparisons import compare_optimizer_train
     from backprop_conformance.suite.judge import check
-    from backprop_conformance.suite.strategies_optimizers import optimizer_cases
+    from backprop_conformance.suite.strategies_optimizers import MIN_CENTERED_CORRECTED_SCALE, optimizer_cases
 
     adapter = _adapter("optax", dtype)
     case = data.draw(optimizer_cases("optax"), label="case")
+    scale = data.draw(st.floats(MIN_CENTERED_CORRECTED_SCALE, 1.0), label="initial_scale")
+    alpha = data.draw(st.floats(0.5, 0.999), label="alpha")
     optimizer = Optimizer("rmsprop", "optax", lr=data.draw(st.sampled_from([1e-3, 1e-2]), label="lr"), centered=True,
-                          bias_correction=True, initial_scale=data.draw(st.floats(0.01, 1.0), label="initial_scale"),
-                          alpha=data.draw(st.floats(0.5, 0.999), label="alpha"))
+                          bias_correction=True, initial_scale=scale, alpha=alpha)
     check(adapter, dataclasses.replace(case, learning_rate=optimizer.lr, optimizer=optimizer), compare_optimizer_train)

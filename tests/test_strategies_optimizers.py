@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, find, given, settings
 
-from backprop_conformance.suite.strategies_optimizers import optimizers
+from backprop_conformance.suite.strategies_optimizers import MIN_CENTERED_CORRECTED_SCALE, optimizers
 
 
 def _paired(o) -> bool:
@@ -16,9 +16,9 @@ def _paired(o) -> bool:
 def test_centered_with_bias_correction_is_drawn_only_from_an_initial_scale_of_0_01(o):
     # below it, step 1's variance alpha initial_scale / (1 - alpha) is a rounding residue for optax (g^2 - g^2)
     if _paired(o):
-        assert o.initial_scale >= 0.01
+        assert o.initial_scale >= MIN_CENTERED_CORRECTED_SCALE
 
 
 def test_centered_with_bias_correction_is_drawn():
     found = find(optimizers("optax", ("rmsprop",)), _paired, settings=settings(max_examples=2000))
-    assert found.initial_scale >= 0.01
+    assert found.initial_scale >= MIN_CENTERED_CORRECTED_SCALE

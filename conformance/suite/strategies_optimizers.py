@@ -5,7 +5,8 @@ drawn from ranges that reach the regimes where rules differ: eps large
 enough to dominate the denominator (1e-3 to 1) or tiny (1e-12), momentum
 heavy (up to 0.99), beta2 near 1, weight decay up to 0.1; in the optax
 convention also Nesterov Adam and RMSprop's initial_scale, eps_in_sqrt and
-bias_correction (with centered only from an initial_scale of 0.01 or more: see ``optimizers``). Schedules take at
+bias_correction (with centered only from an initial_scale of
+``MIN_CENTERED_CORRECTED_SCALE``: see ``optimizers``). Schedules take at
 least ``MIN_STEPS`` steps over >= 3 shuffled epochs.
 """
 
@@ -23,6 +24,8 @@ from backprop_conformance.suite.values import _SEEDS, _integers
 
 #: The shortest schedule an optimizer case trains over (the issue's "at least 10 steps").
 MIN_STEPS = 10
+#: The least initial_scale drawn for optax's centered RMSprop with bias correction (see ``optimizers``).
+MIN_CENTERED_CORRECTED_SCALE = 0.01
 
 
 def _floats(low: float, high: float) -> st.SearchStrategy[float]:
@@ -66,11 +69,13 @@ def optimizers(draw: st.DrawFn, convention: str = "torch", names: tuple[str, ...
             continue
         if draw(st.booleans(), label=f"{key} drawn"):
             settings[key] = draw(_RANGES[key], label=key)
-    if settings.get("centered") and settings.get("bias_correction") and settings.get("initial_scale", 0.0) < 0.01:
+    scale = settings.get("initial_scale", 0.0)
+    if settings.get("centered") and settings.get("bias_correction") and scale < MIN_CENTERED_CORRECTED_SCALE:
         # the first corrected variance is alpha initial_scale / (1 - alpha), which optax takes as g^2 - g^2: from
         # initial_scale 0 a rounding residue either side of 0, the root of a negative in float32
         # (tests/test_optimizer_divergences.py pins it), outside the model every time; so the pair starts higher
-        settings["initial_scale"] = draw(_floats(0.01, 1.0), label="initial_scale, centered and bias-corrected")
+        settings["initial_scale"] = draw(_floats(MIN_CENTERED_CORRECTED_SCALE, 1.0),
+                                         label="initial_scale, centered and bias-corrected")
     if (convention, name, "nesterov") not in INEXPRESSIBLE and _can_look_ahead(name, settings):
         settings["nesterov"] = draw(_RANGES["nesterov"], label="nesterov")
     return Optimizer(name, convention, **settings)
