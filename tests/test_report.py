@@ -15,6 +15,7 @@ from backprop_conformance import reference
 from backprop_conformance.adapters import AdapterUnavailable, load_adapter
 from backprop_conformance.cli import main
 from backprop_conformance.common import publish as publish_module
+from backprop_conformance.common.machine import openblas, simd_features
 from backprop_conformance.reference import Network
 from backprop_conformance.report import figures
 from backprop_conformance.report.cases import SweepCase, _stratified, describe_network, sampled_cases
@@ -231,6 +232,22 @@ def test_figures_without_measurements_still_draw():
     assert figures.error_by_size([], {}, []).startswith(PNG_SIGNATURE)
     assert figures.training_curves({"reference": [1.0, 0.5]}, "t").startswith(PNG_SIGNATURE)
     assert figures.optimizer_trajectories({}).startswith(PNG_SIGNATURE)
+
+
+def test_the_environment_names_the_kernels_that_decide_the_rounding(generated):
+    out, document = generated
+    environment = document["environment"]
+    assert environment["cpu_features"] == simd_features()
+    assert environment["numpy_openblas"] == openblas()
+    markdown = (out / MARKDOWN_FILE).read_text()
+    if environment["numpy_openblas"] is not None:
+        library = environment["numpy_openblas"]
+        assert (f"| NumPy's OpenBLAS at run time | {library['architecture']} kernels, "
+                f"{library['num_threads']} threads |") in markdown
+    if environment["cpu_features"]:
+        shown = ", ".join(environment["cpu_features"]).replace("_", "\\_")  # Markdown escapes "_"
+        assert f"| CPU vector extensions | {shown} |" in markdown
+    assert "a correct implementation passes under any kernels" in markdown
 
 
 # -- determinism and atomicity -----------------------------------------------------------

@@ -30,6 +30,29 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The CPU's vector extensions that decide which kernels BLAS libraries and compilers pick (x86 and Arm names).
+SIMD_FEATURES = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile", "asimd", "sve", "sve2")
+
+
+def simd_features(cpuinfo: str = "/proc/cpuinfo") -> list[str] | None:
+    """Return which of ``SIMD_FEATURES`` the CPU has (Linux's cpuinfo flags), in that order, or None if unknown.
+
+    NumPy's OpenBLAS, torch and XLA each pick their kernels by these (AVX2 or
+    AVX-512, say), and the kernels decide the rounding: two machines that
+    differ here give the same verdicts but other last bits.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8") as lines:
+            for line in lines:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    present = set(value.split())
+                    return [name for name in SIMD_FEATURES if name in present]
+    except OSError:
+        pass
+    return None
+
+
 def blas() -> dict[str, Any] | None:
     """Return NumPy's BLAS build information (``numpy.show_config(mode="dicts")``), if available."""
     try:

@@ -175,9 +175,13 @@ def _environment_table(document: dict[str, Any]) -> Block:
     env = document["environment"]
     rows = [["generated at", env["generated_at"]], ["Python", env["python"]]]
     rows += [[name, found or "not installed"] for name, found in env["packages"].items()]
-    rows += [["platform", env["platform"]], ["CPU", f"{env['cpu']} ({env['cpu_count']} cores)"]]
-    blas = env["numpy_blas"] or {}
+    features = "unknown" if env["cpu_features"] is None else ", ".join(env["cpu_features"]) or "none of those listed"
+    rows += [["platform", env["platform"]], ["CPU", f"{env['cpu']} ({env['cpu_count']} cores)"],
+             ["CPU vector extensions", features]]
+    blas, openblas = env["numpy_blas"] or {}, env["numpy_openblas"]
     rows.append(["NumPy BLAS", f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()])
+    rows.append(["NumPy's OpenBLAS at run time", "not loaded, or threadpoolctl missing" if openblas is None else
+                 f"{openblas['architecture']} kernels, {openblas['num_threads']} threads"])
     for name, value in env["framework_matmul_defaults"].items():
         rows.append([f"global {name}", str(value)])
     for entry in env["adapters"]:
@@ -250,5 +254,9 @@ def report_blocks(document: dict[str, Any], cases: dict[str, SweepCase]) -> list
         ("paragraph", (f"Run `{REGENERATE}`, or ", Code(f"{document['command']} --out reports"),
                        " from the repository root. The JSON is byte-identical for the same seed and environment "
                        "apart from `generated_at` and `*_seconds`; the full records are in `agreement.json` "
-                       "(schema: `conformance/report/schema.json`).")),
+                       "(schema: `conformance/report/schema.json`). The environment includes the kernels: NumPy's "
+                       "OpenBLAS, torch and XLA pick theirs by the CPU's vector extensions (AVX2 or AVX-512), and "
+                       "the kernels decide the last bits of every product, the reference's included. On another "
+                       "CPU, or with `OPENBLAS_CORETYPE` set, the same networks give other worst ratios; a "
+                       "correct implementation passes under any kernels.")),
     ]

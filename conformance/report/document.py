@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backprop_conformance.adapters.protocol import DTYPES, Adapter
-from backprop_conformance.common.machine import blas, cpu_name, package_version
+from backprop_conformance.common.machine import blas, cpu_name, openblas, package_version, simd_features
 from backprop_conformance.report.cases import SweepCase, describe_network
 from backprop_conformance.report.records import TRAINING_FIGURE_EXAMPLE, VERDICTS, LoadedAdapter
 from backprop_conformance.suite.comparisons import MAX_TRAINING_MAGNITUDE, QUANTITIES
@@ -135,7 +135,9 @@ def environment(adapters: Sequence[LoadedAdapter]) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
+        "cpu_features": simd_features(),
         "numpy_blas": blas(),
+        "numpy_openblas": openblas(),
         "framework_matmul_defaults": _framework_defaults(),
         "adapters": [_adapter_environment(loaded) for loaded in adapters],
     }
