@@ -49,10 +49,10 @@ def test_openblas_kernels_decide_the_last_bits_of_a_float64_product():
     """Why the report records the kernels: the same product under two of OpenBLAS's kernels differs in its bits."""
     from backprop_conformance.common.machine import openblas, simd_features
 
-    library = openblas()
+    library, features = openblas(), simd_features() or []
     if library is None or library["architecture"] is None:
         pytest.skip("NumPy's BLAS here is not an OpenBLAS that threadpoolctl can read")
-    if "avx2" not in (simd_features() or []) or "fma" not in (simd_features() or []):
+    if "avx2" not in features or "fma" not in features:
         pytest.skip("OpenBLAS's Haswell kernels need AVX2 and FMA, which this CPU lacks")
 
     def run(coretype: str) -> tuple[str, float]:

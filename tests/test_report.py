@@ -240,13 +240,12 @@ def test_the_environment_names_the_kernels_that_decide_the_rounding(generated):
     assert environment["cpu_features"] == simd_features()
     assert environment["numpy_openblas"] == openblas()
     markdown = (out / MARKDOWN_FILE).read_text()
-    if environment["numpy_openblas"] is not None:
-        library = environment["numpy_openblas"]
-        assert (f"| NumPy's OpenBLAS at run time | {library['architecture']} kernels, "
-                f"{library['num_threads']} threads |") in markdown
-    if environment["cpu_features"]:
-        shown = ", ".join(environment["cpu_features"]).replace("_", "\\_")  # Markdown escapes "_"
-        assert f"| CPU vector extensions | {shown} |" in markdown
+    library, features = environment["numpy_openblas"], environment["cpu_features"]
+    shown = ("not loaded, or threadpoolctl missing" if library is None else
+             f"{library['architecture']} kernels, {library['num_threads']} threads")
+    assert f"| NumPy's OpenBLAS at run time | {shown} |" in markdown
+    shown = "unknown" if features is None else ", ".join(features) or "none of those listed"
+    assert f"| CPU vector extensions | {shown.replace('_', chr(92) + '_')} |" in markdown  # Markdown escapes "_"
     assert "a correct implementation passes under any kernels" in markdown
 
 
